@@ -1,0 +1,36 @@
+# Two entry points for a fresh clone: `make serve` and `make test`.
+# Everything installs into .venv from this repository's own files.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU machines carry a local torch 2.13.0 wheel; elsewhere override, e.g. TORCH_SPEC='torch>=2.5'.
+TORCH_SPEC ?= torch==2.13.0
+HOST ?= 127.0.0.1
+PORT ?= 3000
+
+.PHONY: serve test lint format
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+# Serving needs no torch.
+$(VENV)/.serve-installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e '.[train,test]'
+	touch $@ $(VENV)/.serve-installed
+
+serve: $(VENV)/.serve-installed
+	$(VENV)/bin/bentoml serve --host $(HOST) --port $(PORT)
+
+test: $(VENV)/.dev-installed
+	$(PY) -m pytest
+
+lint: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .

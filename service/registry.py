@@ -1,0 +1,192 @@
+"""Load generators of the ONNX contract into ONNX Runtime sessions, validated, warmed up and described.
+
+Only ``*.onnx`` files are read, by ONNX Runtime's own parser (no pickle on the serving path). A file that
+is not a valid generator of the contract raises ModelLoadError naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from service.imaging import to_uint8
+from service.sampling import inputs_for
+
+log = logging.getLogger("ganserve.registry")
+
+REQUIRED_METADATA = (
+    "recipe", "objective", "conditional", "latent_dim", "num_classes", "class_names",
+    "image_shape", "dataset", "steps", "seed", "training_seconds", "version",
+)  # fmt: skip
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class ModelLoadError(RuntimeError):
+    """A models folder or file cannot be served; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a client needs to know about a generator (the models endpoint shows this)."""
+
+    name: str
+    recipe: str
+    objective: str
+    conditional: bool
+    latent_dim: int
+    num_classes: int
+    class_names: list[str]
+    image_shape: list[int]  # [C, H, W]
+    dataset: str
+    steps: int
+    seed: int
+    training_seconds: float
+    version: str
+    sha256: str
+    provider: str = ""
+    quality: dict[str, Any] = field(default_factory=dict)
+
+    def public(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def default_providers() -> list[str]:
+    """CUDA first when this onnxruntime build offers it, CPU always as the fallback."""
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+def session_options(intra_threads: int | None = None) -> ort.SessionOptions:
+    """Explicit thread counts (ORT's default is one pool per session sized to all physical cores)."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = intra_threads or int(os.environ.get("GANSERVE_THREADS", "0") or 0) or (
+        os.cpu_count() or 1
+    )
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    return opts
+
+
+class GeneratorModel:
+    """One loaded generator: validated metadata plus an ONNX Runtime session."""
+
+    def __init__(self, path: Path, providers: list[str] | None = None, intra_threads: int | None = None):
+        self.path = Path(path)
+        name = self.path.stem
+        if not MODEL_NAME.match(name):
+            raise ModelLoadError(f"{self.path}: model name {name!r} must match {MODEL_NAME.pattern}")
+        try:
+            data = self.path.read_bytes()
+        except OSError as exc:
+            raise ModelLoadError(f"{self.path}: cannot read the file ({exc.strerror or exc})") from exc
+        if not data:
+            raise ModelLoadError(f"{self.path}: the file is empty")
+        try:
+            self.session = ort.InferenceSession(
+                data, sess_options=session_options(intra_threads), providers=providers or default_providers()
+            )
+        except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf types
+            raise ModelLoadError(f"{self.path}: not a loadable ONNX model ({str(exc).strip()[:300]})") from exc
+        self.provider = self.session.get_providers()[0]  # what is really used, not what was asked for
+        self.info = self._validate(name, hashlib.sha256(data).hexdigest())
+
+    def _validate(self, name: str, sha256: str) -> ModelInfo:
+        meta = self.session.get_modelmeta().custom_metadata_map
+        missing = [k for k in REQUIRED_METADATA if k not in meta]
+        if missing:
+            raise ModelLoadError(f"{self.path}: not a ganserve generator: metadata lacks {', '.join(missing)}")
+        try:
+            conditional = bool(json.loads(meta["conditional"]))
+            latent_dim, num_classes = int(meta["latent_dim"]), int(meta["num_classes"])
+            class_names = [str(c) for c in json.loads(meta["class_names"])]
+            shape = [int(d) for d in json.loads(meta["image_shape"])]
+        except (ValueError, TypeError) as exc:
+            raise ModelLoadError(f"{self.path}: malformed metadata ({exc})") from exc
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        outputs = {o.name: o for o in self.session.get_outputs()}
+        want = ["z", "label"] if conditional else ["z"]
+        if sorted(inputs) != sorted(want):
+            raise ModelLoadError(f"{self.path}: inputs {sorted(inputs)} != contract {want}")
+        if "image" not in outputs:
+            raise ModelLoadError(f"{self.path}: no output named 'image' (has {sorted(outputs)})")
+        checks = [
+            (inputs["z"].type == "tensor(float)", "input z must be float32"),
+            (inputs["z"].shape[1:] == [latent_dim], f"input z must be [N, {latent_dim}]"),
+            (outputs["image"].type == "tensor(float)", "output image must be float32"),
+            (list(outputs["image"].shape[1:]) in (shape, [None] * 3), f"output image must be [N, {shape}]"),
+            (len(shape) == 3 and shape[0] in (1, 3, 4), "image_shape must be [C, H, W] with C in 1, 3, 4"),
+            (not conditional or num_classes > 0, "a conditional model needs num_classes > 0"),
+            (not conditional or len(class_names) == num_classes, "class_names must list num_classes names"),
+            (not conditional or inputs["label"].shape[1:] == [num_classes], f"label must be [N, {num_classes}]"),
+        ]
+        for ok, problem in checks:
+            if not ok:
+                raise ModelLoadError(f"{self.path}: {problem}")
+        quality_file = self.path.with_suffix(".json")
+        quality = {}
+        if quality_file.exists():
+            try:
+                quality = json.loads(quality_file.read_text()).get("quality", {})
+            except (OSError, ValueError) as exc:
+                raise ModelLoadError(f"{quality_file}: unreadable model card data ({exc})") from exc
+        return ModelInfo(
+            name=name,
+            recipe=meta["recipe"],
+            objective=meta["objective"],
+            conditional=conditional,
+            latent_dim=latent_dim,
+            num_classes=num_classes if conditional else 0,
+            class_names=class_names if conditional else [],
+            image_shape=shape,
+            dataset=meta["dataset"],
+            steps=int(meta["steps"]),
+            seed=int(meta["seed"]),
+            training_seconds=float(meta["training_seconds"]),
+            version=meta["version"],
+            sha256=sha256,
+            provider=self.provider,
+            quality=quality,
+        )
+
+    def run(self, z: np.ndarray, label: np.ndarray | None) -> np.ndarray:
+        """Raw model call: float images [N, C, H, W] in [-1, 1]."""
+        feeds = {"z": z} if label is None else {"z": z, "label": label}
+        return self.session.run(["image"], feeds)[0]
+
+    def generate(self, seed: int, indices: np.ndarray, label: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Images ``indices`` of (seed, label) as uint8 [N, H, W, C], with each image's class (or None)."""
+        z, rows, classes = inputs_for(seed, indices, self.info.latent_dim, self.info.num_classes, label)
+        return to_uint8(self.run(z, rows)), classes
+
+    def warm_up(self, batch_sizes: tuple[int, ...] = (1, 16)) -> None:
+        for n in batch_sizes:
+            self.generate(0, np.arange(n, dtype=np.uint64), None)
+
+
+def load_models(
+    folder: str | Path, providers: list[str] | None = None, intra_threads: int | None = None
+) -> dict[str, GeneratorModel]:
+    """Every ``*.onnx`` in ``folder``, loaded and validated; raises ModelLoadError on the first bad one."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelLoadError(f"models folder {folder} does not exist or is not a folder")
+    paths = sorted(p for p in folder.iterdir() if p.suffix == ".onnx" and not p.name.startswith("."))
+    if not paths:
+        raise ModelLoadError(f"models folder {folder} holds no .onnx files")
+    models = {}
+    for path in paths:
+        model = GeneratorModel(path, providers, intra_threads)
+        log.info("loaded %s from %s on %s", model.info.name, path, model.provider)
+        models[model.info.name] = model
+    return models

@@ -1,0 +1,234 @@
+"""Training: recipes, configuration, determinism, resume, data sets and their errors."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.conftest import TINY, run_cli
+from training.config import TrainConfig, override, preset
+from training.data import DatasetError, _download, load_dataset, read_idx
+from training.networks import Critic, Generator
+from training.trainer import CHECKPOINT, Trainer
+
+
+def small(recipe: str, **changes) -> TrainConfig:
+    base = dict(
+        image_size=16, g_width=16, d_width=16, batch_size=16, steps=4, sample_every=2, checkpoint_every=2
+    )
+    return override(preset(recipe), **{**base, **changes})
+
+
+def test_presets_follow_the_papers():
+    dc, w, gp, c = (preset(r) for r in ("dcgan", "wgan", "wgan-gp", "cgan"))
+    assert (dc.objective.kind, dc.optim.name, dc.optim.lr_g, dc.optim.beta1) == ("bce", "adam", 2e-4, 0.5)
+    assert (w.objective.kind, w.objective.clip, w.objective.n_critic, w.optim.name, w.optim.lr_d) == (
+        "wasserstein", 0.01, 5, "rmsprop", 5e-5,
+    )  # fmt: skip
+    assert (gp.objective.gp_weight, gp.objective.n_critic, gp.model.d_norm) == (10.0, 5, "layer")
+    assert (gp.optim.lr_g, gp.optim.beta1, gp.optim.beta2) == (1e-4, 0.0, 0.9)
+    assert c.model.conditional and c.objective.kind == "bce"
+
+
+def test_objective_conditioning_and_normalization_compose():
+    cfg = override(preset("wgan-gp"), conditional=True, d_conditioning="projection", lr_g=3e-4)
+    assert cfg.model.conditional and cfg.objective.gp_weight == 10 and cfg.optim.lr_g == 3e-4
+    assert TrainConfig.from_dict(json.loads(cfg.to_json())) == cfg
+
+
+def test_seed_design_at_64():
+    g = Generator(override(preset("dcgan"), image_size=64, channels=3).model)
+    shapes = [m.out_channels for m in g.net if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert shapes == [1024, 512, 256, 128, 3]
+    assert g(torch.zeros(2, 100)).shape == (2, 3, 64, 64)
+    assert not any(isinstance(m, torch.nn.Linear | torch.nn.MaxPool2d) for m in g.modules())
+
+
+@pytest.mark.parametrize("size", [16, 32, 64])
+def test_depth_follows_image_size(size):
+    cfg = override(preset("cgan"), image_size=size, channels=4, num_classes=10, g_width=8, d_width=8).model
+    g, d = Generator(cfg), Critic(cfg)
+    y = torch.eye(10)[:3]
+    img = g(torch.randn(3, 100), y)
+    assert img.shape == (3, 4, size, size) and img.abs().max() <= 1
+    assert d(img, y).shape == (3,)
+
+
+def test_wgan_gp_critic_has_no_batchnorm():
+    d = Critic(preset("wgan-gp").model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())
+
+
+def test_wgan_clips_critic_weights(tmp_path):
+    t = Trainer(small("wgan", steps=1), tmp_path)
+    t.train_step()
+    assert max(p.abs().max().item() for p in t.D.parameters()) <= 0.01 + 1e-9
+
+
+def test_same_seed_same_weights(tmp_path):
+    a, b = Trainer(small("dcgan"), tmp_path / "a"), Trainer(small("dcgan"), tmp_path / "b")
+    a.run(progress=False)
+    b.run(progress=False)
+    for (k, x), y in zip(a.G.state_dict().items(), b.G.state_dict().values(), strict=True):
+        assert torch.equal(x, y), k
+
+
+@pytest.mark.parametrize("recipe", ["dcgan", "wgan-gp"])
+def test_resume_equals_continuous_run(tmp_path, recipe):
+    full = Trainer(small(recipe, steps=6, ema_decay=0.9), tmp_path / "full")
+    full.run(progress=False)
+    part = Trainer(small(recipe, steps=3, ema_decay=0.9), tmp_path / "part")
+    part.run(progress=False)
+    resumed = Trainer(small(recipe, steps=6, ema_decay=0.9), tmp_path / "part")
+    resumed.load()
+    assert resumed.state.step == 3
+    resumed.run(progress=False)
+    for name in ("G", "D", "G_ema"):
+        for (k, x), y in zip(
+            getattr(full, name).state_dict().items(),
+            getattr(resumed, name).state_dict().values(),
+            strict=True,
+        ):
+            assert torch.equal(x, y), f"{name}.{k}"
+    steps = [
+        json.loads(line)["step"] for line in (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert steps == sorted(set(steps))
+
+
+def test_cli_resume_matches_uninterrupted(tmp_path):
+    args = ["training", "train", "--recipe", "cgan", "--seed", "5", *TINY]
+    run_cli(*args, "--steps", "4", "--out", str(tmp_path / "full"))
+    run_cli(*args, "--steps", "2", "--out", str(tmp_path / "part"))
+    run_cli("training", "train", "--resume", "--steps", "4", "--out", str(tmp_path / "part"), "--no-progress")
+    a = torch.load(tmp_path / "full" / CHECKPOINT, weights_only=True)["G"]
+    b = torch.load(tmp_path / "part" / CHECKPOINT, weights_only=True)["G"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_training_writes_its_artifacts(tmp_path):
+    Trainer(small("cgan"), tmp_path).run(progress=False)
+    assert (tmp_path / "losses.png").stat().st_size > 0
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step_000002.png", "step_000004.png"]
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 4 and {"d_loss", "g_loss"} <= rows[-1].keys()
+
+
+# ---- data sets --------------------------------------------------------------------------------------
+def write_idx(path: Path, array: np.ndarray) -> None:
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+
+
+@pytest.fixture
+def idx_dir(tmp_path) -> Path:
+    rng = np.random.default_rng(0)
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (40, 28, 28)))
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.arange(40) % 10)
+    return tmp_path
+
+
+def test_idx_dataset_loads_from_cache(idx_dir):
+    ds = load_dataset("fashion-mnist", 16, data_dir=idx_dir)
+    assert ds.images.shape == (40, 16, 16, 1) and ds.num_classes == 10 and ds.class_names[9] == "Ankle boot"
+
+
+def test_idx_train_and_export(idx_dir, tmp_path):
+    run_cli("training", "train", "--dataset", "mnist", "--data-dir", str(idx_dir), "--steps", "1",
+            "--out", str(tmp_path / "run"), *TINY)  # fmt: skip
+    run_cli("training", "export", str(tmp_path / "run"), "--out", str(tmp_path / "m.onnx"))
+
+
+def test_bad_idx_file_is_named(tmp_path):
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x0d\x03garbage"))
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.arange(4))
+    with pytest.raises(DatasetError, match="train-images-idx3-ubyte.gz"):
+        load_dataset("mnist", 16, data_dir=tmp_path)
+    assert read_idx(tmp_path / "train-labels-idx1-ubyte.gz").tolist() == [0, 1, 2, 3]
+
+
+def test_download_verifies_checksum(tmp_path):
+    src = tmp_path / "mirror"
+    src.mkdir()
+    (src / "f.gz").write_bytes(b"payload")
+    good = hashlib.md5(b"payload").hexdigest()
+    with pytest.raises(DatasetError, match="checksum"):
+        _download([src.as_uri() + "/"], "f.gz", "0" * 32, tmp_path / "cache" / "f.gz")
+    assert not (tmp_path / "cache" / "f.gz").exists()
+    _download([src.as_uri() + "/"], "f.gz", good, tmp_path / "cache" / "f.gz")
+    assert (tmp_path / "cache" / "f.gz").read_bytes() == b"payload"
+
+
+@pytest.fixture
+def rgba_folder(tmp_path) -> Path:
+    root = tmp_path / "shapes"
+    for c, color in enumerate([(255, 0, 0, 128), (0, 0, 255, 255)]):
+        (root / f"class{c}").mkdir(parents=True)
+        for i in range(10):
+            Image.new("RGBA", (20 + i, 20), color).save(root / f"class{c}" / f"{i}.png")
+    return root
+
+
+def test_folder_dataset_keeps_alpha(rgba_folder):
+    ds = load_dataset(f"folder:{rgba_folder}", 16, channels=4)
+    assert ds.images.shape == (20, 16, 16, 4) and ds.class_names == ("class0", "class1")
+    assert set(np.unique(ds.images[ds.labels == 0][..., 3])) == {128}
+    assert load_dataset(f"folder:{rgba_folder}", 16).images.shape[3] == 3
+
+
+def test_folder_rgba_train_and_export(rgba_folder, tmp_path):
+    run_cli("training", "train", "--recipe", "cgan", "--dataset", f"folder:{rgba_folder}", "--channels", "4",
+            "--steps", "1", "--out", str(tmp_path / "run"), *TINY)  # fmt: skip
+    run_cli("training", "export", str(tmp_path / "run"), "--out", str(tmp_path / "m.onnx"))
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(tmp_path / "m.onnx").metadata_props}
+    assert json.loads(meta["image_shape"]) == [4, 16, 16]
+    assert json.loads(meta["class_names"]) == ["class0", "class1"]
+
+
+@pytest.mark.parametrize(
+    "make, dataset_args, message",
+    [
+        (lambda p: None, lambda p: ["--dataset", f"folder:{p}/missing"], "does not exist"),
+        (
+            lambda p: (p / "empty").mkdir(),
+            lambda p: ["--dataset", f"folder:{p}/empty"],
+            "no class sub-folders",
+        ),
+        (
+            lambda p: (
+                (p / "d" / "a").mkdir(parents=True),
+                (p / "d" / "a" / "x.png").write_bytes(b"not a png"),
+            ),
+            lambda p: ["--dataset", f"folder:{p}/d"],
+            "cannot read image",
+        ),
+        (lambda p: None, lambda p: ["--dataset", "digits", "--image-size", "24"], "invalid choice"),
+        (lambda p: None, lambda p: ["--dataset", "nope"], "unknown dataset"),
+    ],
+    ids=["missing", "empty", "unreadable", "size", "unknown"],
+)
+def test_bad_dataset_stops_before_training(tmp_path, make, dataset_args, message):
+    make(tmp_path)
+    out = tmp_path / "run"
+    proc = run_cli(
+        "training", "train", *dataset_args(tmp_path), "--steps", "1", "--out", str(out), check=False
+    )
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert not (out / CHECKPOINT).exists()
+
+
+def test_unsupported_image_size_in_api():
+    with pytest.raises(DatasetError, match="image size 24 is not supported"):
+        load_dataset("digits", 24)

@@ -1,0 +1,137 @@
+"""Typed training configuration: objective, conditioning and normalization are independent choices.
+
+The four recipe names are presets over the same dataclasses, so e.g. a conditional WGAN-GP is
+``--recipe wgan-gp --conditional``, not new code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+Objective = Literal["bce", "wasserstein"]
+GenNorm = Literal["batch", "none"]
+CriticNorm = Literal["batch", "layer", "spectral", "none"]
+Conditioning = Literal["concat", "projection"]
+Optimizer = Literal["adam", "rmsprop"]
+
+RECIPES = ("dcgan", "wgan", "wgan-gp", "cgan")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Generator and critic architecture (DCGAN-style, depth derived from the image size)."""
+
+    latent_dim: int = 100
+    image_size: int = 32
+    channels: int = 1
+    conditional: bool = False
+    num_classes: int = 0  # filled from the dataset when conditional
+    g_width: int = 128  # channels of G's last hidden layer; doubled at each earlier stage
+    d_width: int = 128  # channels of D's first layer; doubled at each later stage
+    g_norm: GenNorm = "batch"
+    d_norm: CriticNorm = "batch"
+    d_conditioning: Conditioning = "concat"  # label maps on D's input, or a projection head
+    minibatch_std: bool = False  # append a minibatch standard-deviation feature map before D's last layer
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """Loss of the game and the critic's constraint."""
+
+    kind: Objective = "bce"
+    gp_weight: float = 0.0  # gradient penalty λ (WGAN-GP); 0 disables it
+    clip: float = 0.0  # weight clipping bound (WGAN); 0 disables it
+    n_critic: int = 1  # critic steps per generator step
+    critic_boost: bool = False  # WGAN paper: 100 critic steps for the first 25 G steps and every 500th
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimizers of both players; a two time-scale update is just lr_d != lr_g."""
+
+    name: Optimizer = "adam"
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (with the seed, it determines the weights)."""
+
+    recipe: str = "dcgan"
+    dataset: str = "digits"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    steps: int = 2000  # generator steps
+    batch_size: int = 64
+    seed: int = 0
+    ema_decay: float = 0.0  # exponential moving average of G's weights; 0 disables it
+    ema_start: int = 0  # G step at which the average starts (before it, it tracks G exactly)
+    threads: int = 1
+    sample_every: int = 250
+    checkpoint_every: int = 250
+    log_every: int = 10
+    data_dir: str | None = None  # cache folder for downloaded data sets
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        data = dict(data)
+        model = ModelConfig(**data.pop("model"))
+        objective = ObjectiveConfig(**data.pop("objective"))
+        optim = OptimConfig(**data.pop("optim"))
+        known = {f.name for f in fields(cls)}
+        return cls(
+            model=model, objective=objective, optim=optim, **{k: v for k, v in data.items() if k in known}
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> TrainConfig:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def preset(recipe: str) -> TrainConfig:
+    """The published settings of a recipe, before any command-line override."""
+    if recipe == "dcgan":
+        return TrainConfig(recipe=recipe)
+    if recipe == "wgan":
+        return TrainConfig(
+            recipe=recipe,
+            objective=ObjectiveConfig(kind="wasserstein", clip=0.01, n_critic=5),
+            optim=OptimConfig(name="rmsprop", lr_g=5e-5, lr_d=5e-5),
+        )
+    if recipe == "wgan-gp":
+        return TrainConfig(
+            recipe=recipe,
+            model=ModelConfig(d_norm="layer"),
+            objective=ObjectiveConfig(kind="wasserstein", gp_weight=10.0, n_critic=5),
+            optim=OptimConfig(name="adam", lr_g=1e-4, lr_d=1e-4, beta1=0.0, beta2=0.9),
+        )
+    if recipe == "cgan":
+        return TrainConfig(recipe=recipe, model=ModelConfig(conditional=True))
+    raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+
+
+def override(cfg: TrainConfig, **changes: Any) -> TrainConfig:
+    """Apply flat overrides (``lr_g=...``, ``n_critic=...``) to whichever section owns each name."""
+    sections = {"model": ModelConfig, "objective": ObjectiveConfig, "optim": OptimConfig}
+    per_section: dict[str, dict[str, Any]] = {name: {} for name in sections}
+    top: dict[str, Any] = {}
+    for key, value in changes.items():
+        if value is None:
+            continue
+        owner = next((s for s, cls in sections.items() if key in {f.name for f in fields(cls)}), None)
+        if owner is None:
+            top[key] = value
+        else:
+            per_section[owner][key] = value
+    updated = {s: replace(getattr(cfg, s), **vals) for s, vals in per_section.items() if vals}
+    return replace(cfg, **top, **updated)

@@ -1,0 +1,225 @@
+"""Data sets as uint8 image arrays [N, H, W, C] with integer labels and class names.
+
+Supported specs: ``digits`` (scikit-learn's bundled 8×8 digits, no download), ``mnist`` and
+``fashion-mnist`` (IDX files in a cache folder, downloaded with checksum verification when missing)
+and ``folder:PATH`` (one sub-folder per class, any format Pillow reads).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import struct
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from training import SUPPORTED_CHANNELS, SUPPORTED_IMAGE_SIZES
+
+
+class DatasetError(ValueError):
+    """A data set cannot be used; the message says which file or setting and why."""
+
+
+@dataclass(frozen=True)
+class ImageDataset:
+    images: np.ndarray  # uint8 [N, H, W, C]
+    labels: np.ndarray  # int64 [N]
+    class_names: tuple[str, ...]
+    name: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def as_float(self) -> np.ndarray:
+        """Images as float32 [N, C, H, W] in [-1, 1], the generator's output range."""
+        return (self.images.transpose(0, 3, 1, 2).astype(np.float32) / 127.5) - 1.0
+
+
+# Official file names and MD5 sums (the ones the data sets' own pages publish).
+IDX_SOURCES: dict[str, dict] = {
+    "mnist": {
+        "mirrors": ["https://ossci-datasets.s3.amazonaws.com/mnist/", "https://yann.lecun.com/exdb/mnist/"],
+        "files": {
+            "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+        },
+        "classes": tuple(str(i) for i in range(10)),
+    },
+    "fashion-mnist": {
+        "mirrors": ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
+        "files": {
+            "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+        },
+        "classes": (
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),  # fmt: skip
+    },
+}
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("GANSERVE_DATA_DIR", Path.home() / ".cache" / "ganserve" / "datasets"))
+
+
+def load_dataset(
+    spec: str, image_size: int, channels: int | None = None, data_dir: str | Path | None = None
+) -> ImageDataset:
+    """Load a data set by spec, resized to ``image_size`` with ``channels`` channels.
+
+    Raises DatasetError with a message naming the problem before any training starts.
+    """
+    if image_size not in SUPPORTED_IMAGE_SIZES:
+        sizes = ", ".join(map(str, SUPPORTED_IMAGE_SIZES))
+        raise DatasetError(f"image size {image_size} is not supported; choose one of {sizes}")
+    if channels is not None and channels not in SUPPORTED_CHANNELS:
+        raise DatasetError(
+            f"channels {channels} is not supported; choose one of {', '.join(map(str, SUPPORTED_CHANNELS))}"
+        )
+    if spec == "digits":
+        ds = _digits()
+    elif spec in IDX_SOURCES:
+        ds = _idx_dataset(spec, Path(data_dir) if data_dir else default_data_dir() / spec)
+    elif spec.startswith("folder:"):
+        return _folder(Path(spec.removeprefix("folder:")), image_size, channels or 3)
+    else:
+        raise DatasetError(f"unknown dataset {spec!r}; use digits, mnist, fashion-mnist or folder:PATH")
+    return ImageDataset(
+        images=_resize_gray(ds.images, image_size, channels or 1),
+        labels=ds.labels,
+        class_names=ds.class_names,
+        name=spec,
+    )
+
+
+def _digits() -> ImageDataset:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = np.clip(bunch.images * (255.0 / 16.0), 0, 255).round().astype(np.uint8)[..., None]
+    return ImageDataset(images, bunch.target.astype(np.int64), tuple(str(i) for i in range(10)), "digits")
+
+
+def _resize_gray(images: np.ndarray, size: int, channels: int) -> np.ndarray:
+    """Resize single-channel uint8 images [N, h, w, 1] to [N, size, size, channels]."""
+    out = np.empty((len(images), size, size), dtype=np.uint8)
+    for i, img in enumerate(images[..., 0]):
+        resized = Image.fromarray(img, mode="L").resize((size, size), Image.Resampling.BILINEAR)
+        out[i] = np.asarray(resized)
+    out = out[..., None]
+    if channels == 4:  # opaque alpha
+        return np.concatenate([np.repeat(out, 3, axis=3), np.full_like(out, 255)], axis=3)
+    return np.repeat(out, channels, axis=3)
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Parse an IDX file (optionally gzip-compressed) of unsigned bytes."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as exc:
+        raise DatasetError(f"{path}: cannot read IDX file ({exc})") from exc
+    if len(data) < 4:
+        raise DatasetError(f"{path}: not an IDX file (too short)")
+    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise DatasetError(f"{path}: not an IDX file of unsigned bytes (magic {data[:4].hex()})")
+    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(shape)):
+        raise DatasetError(f"{path}: IDX header says {shape} but the file holds {body.size} values")
+    return body.reshape(shape)
+
+
+def _idx_dataset(name: str, folder: Path) -> ImageDataset:
+    source = IDX_SOURCES[name]
+    paths = {}
+    for fname, md5 in source["files"].items():
+        path = folder / fname
+        raw = folder / fname.removesuffix(".gz")
+        if raw.exists() and not path.exists():
+            paths[fname] = raw  # already unpacked by the user
+            continue
+        if not path.exists():
+            _download(source["mirrors"], fname, md5, path)
+        paths[fname] = path
+    images = read_idx(paths["train-images-idx3-ubyte.gz"])
+    labels = read_idx(paths["train-labels-idx1-ubyte.gz"]).astype(np.int64)
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise DatasetError(f"{folder}: images {images.shape} and labels {labels.shape} do not match")
+    return ImageDataset(images[..., None], labels, source["classes"], name)
+
+
+def _download(mirrors: list[str], fname: str, md5: str, dest: Path) -> None:
+    """Download ``fname`` from the first mirror that answers, verify its MD5, then move it in place."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    errors = []
+    for mirror in mirrors:
+        url = mirror + fname
+        try:
+            with (
+                urllib.request.urlopen(url, timeout=30) as resp,
+                tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp,
+            ):
+                shutil.copyfileobj(resp, tmp)
+        except OSError as exc:
+            errors.append(f"{url}: {exc}")
+            continue
+        digest = hashlib.md5(Path(tmp.name).read_bytes()).hexdigest()
+        if digest != md5:
+            os.unlink(tmp.name)
+            errors.append(f"{url}: checksum {digest} != expected {md5}")
+            continue
+        os.replace(tmp.name, dest)
+        return
+    raise DatasetError(f"cannot download {fname} into {dest.parent}: " + "; ".join(errors))
+
+
+def _folder(root: Path, size: int, channels: int) -> ImageDataset:
+    if not root.exists():
+        raise DatasetError(f"dataset folder {root} does not exist")
+    if not root.is_dir():
+        raise DatasetError(f"dataset path {root} is not a folder")
+    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DatasetError(f"dataset folder {root} has no class sub-folders (expected {root}/CLASS/IMAGE)")
+    mode = {1: "L", 3: "RGB", 4: "RGBA"}[channels]
+    images, labels = [], []
+    for index, folder in enumerate(classes):
+        files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise DatasetError(f"class folder {folder} holds no images")
+        for path in files:
+            try:
+                with Image.open(path) as img:
+                    img = img.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
+                    images.append(np.asarray(img, dtype=np.uint8).reshape(size, size, channels))
+            except (UnidentifiedImageError, OSError, ValueError) as exc:
+                raise DatasetError(f"cannot read image {path}: {exc}") from exc
+            labels.append(index)
+    return ImageDataset(
+        images=np.stack(images),
+        labels=np.asarray(labels, dtype=np.int64),
+        class_names=tuple(p.name for p in classes),
+        name=f"folder:{root}",
+    )

@@ -1,0 +1,172 @@
+"""Export a trained generator to the project's ONNX contract, and prove it matches PyTorch.
+
+Contract: inputs ``z`` float32 [N, latent_dim] and, for conditional models, ``label`` float32
+[N, num_classes] (one-hot rows; soft mixtures allowed); output ``image`` float32 [N, C, H, W] in [-1, 1];
+N dynamic; metadata_props as listed in ``REQUIRED_METADATA``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from training import __version__
+from training.config import TrainConfig
+from training.networks import Generator
+from training.trainer import CHECKPOINT, CONFIG, RunState
+
+PARITY_BATCHES = (1, 7, 64)
+PARITY_TOLERANCE = 1e-4
+OPSET = 18
+REQUIRED_METADATA = (
+    "recipe", "objective", "conditional", "latent_dim", "num_classes", "class_names",
+    "image_shape", "dataset", "steps", "seed", "training_seconds", "version",
+)  # fmt: skip
+
+
+class ExportError(RuntimeError):
+    """The export is not a valid generator of the contract; the message says why."""
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    path: Path
+    max_abs_diff: dict[int, float]
+    metadata: dict[str, str]
+
+
+class _Unconditional(torch.nn.Module):
+    def __init__(self, g: Generator):
+        super().__init__()
+        self.g = g
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.g(z)
+
+
+class _Conditional(_Unconditional):
+    def forward(self, z: torch.Tensor, label: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return self.g(z, label)
+
+
+def load_generator(run_dir: Path) -> tuple[Generator, TrainConfig, RunState]:
+    """The generator to ship from a run folder (EMA weights when the run kept them), in eval mode."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG).exists() or not (run_dir / CHECKPOINT).exists():
+        raise ExportError(f"{run_dir} is not a training run folder (needs {CONFIG} and {CHECKPOINT})")
+    cfg = TrainConfig.load(run_dir / CONFIG)
+    blob = torch.load(run_dir / CHECKPOINT, weights_only=True)
+    g = Generator(cfg.model)
+    g.load_state_dict(blob["G_ema"] if blob.get("G_ema") else blob["G"])
+    return g.eval(), cfg, RunState(**blob["state"])
+
+
+def metadata_for(cfg: TrainConfig, state: RunState, class_names: list[str]) -> dict[str, str]:
+    m = cfg.model
+    class_names = class_names if m.conditional else []
+    return {
+        "recipe": cfg.recipe,
+        "objective": cfg.objective.kind + ("-gp" if cfg.objective.gp_weight > 0 else ""),
+        "conditional": json.dumps(m.conditional),
+        "latent_dim": str(m.latent_dim),
+        "num_classes": str(m.num_classes if m.conditional else 0),
+        "class_names": json.dumps(class_names),
+        "image_shape": json.dumps([m.channels, m.image_size, m.image_size]),
+        "dataset": cfg.dataset,
+        "steps": str(state.step),
+        "seed": str(cfg.seed),
+        "training_seconds": f"{state.wall_seconds:.1f}",
+        "training_cpu_seconds": f"{state.cpu_seconds:.1f}",
+        "version": __version__,
+        "config": json.dumps(asdict(cfg), sort_keys=True),
+    }
+
+
+def export(run_dir: Path, out: Path, class_names: list[str] | None = None) -> ExportReport:
+    """Export the run's generator to ``out`` atomically; raise ExportError unless it is valid and matches."""
+    g, cfg, state = load_generator(run_dir)
+    m = cfg.model
+    if class_names is None:
+        names_file = Path(run_dir) / "class_names.json"
+        class_names = json.loads(names_file.read_text()) if names_file.exists() else []
+    if m.conditional and len(class_names) != m.num_classes:
+        class_names = [str(i) for i in range(m.num_classes)]
+
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    z = torch.randn(2, m.latent_dim)
+    if m.conditional:
+        module: torch.nn.Module = _Conditional(g)
+        args: tuple = (z, torch.eye(m.num_classes)[:2])
+        dynamic = {"z": {0: batch}, "label": {0: batch}}
+        inputs = ["z", "label"]
+    else:
+        module, args, dynamic, inputs = _Unconditional(g), (z,), {"z": {0: batch}}, ["z"]
+    module.eval()
+    try:
+        program = torch.onnx.export(
+            module,
+            args,
+            dynamo=True,
+            input_names=inputs,
+            output_names=["image"],
+            dynamic_shapes=dynamic,
+            opset_version=OPSET,
+            verbose=False,
+        )
+    except Exception as exc:  # the exporter raises many types; report them uniformly
+        raise ExportError(f"torch.onnx.export failed: {exc}") from exc
+    model = program.model_proto
+    metadata = metadata_for(cfg, state, class_names)
+    onnx.helper.set_model_props(model, metadata)
+    model.producer_name = "ganserve"
+    model.doc_string = f"{cfg.recipe} generator trained on {cfg.dataset} by ganserve {__version__}"
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"onnx.checker rejected the export: {exc}") from exc
+
+    data = model.SerializeToString()
+    diffs = check_parity(module, data, m.latent_dim, m.num_classes if m.conditional else 0)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=out.parent, suffix=".tmp", delete=False) as tmp:
+        tmp.write(data)
+    os.chmod(tmp.name, 0o644)
+    os.replace(tmp.name, out)
+    return ExportReport(out, diffs, metadata)
+
+
+def check_parity(
+    module: torch.nn.Module, model_bytes: bytes, latent_dim: int, num_classes: int
+) -> dict[int, float]:
+    """Run ONNX Runtime and PyTorch on the same inputs; raise ExportError past the tolerance."""
+    session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    diffs = {}
+    for n in PARITY_BATCHES:
+        z = rng.standard_normal((n, latent_dim), dtype=np.float32)
+        feeds = {"z": z}
+        args = [torch.from_numpy(z)]
+        if num_classes:
+            label = np.eye(num_classes, dtype=np.float32)[rng.integers(0, num_classes, n)]
+            feeds["label"] = label
+            args.append(torch.from_numpy(label))
+        with torch.no_grad():
+            expected = module(*args).numpy()
+        (got,) = session.run(["image"], feeds)
+        if got.shape != expected.shape:
+            raise ExportError(f"batch {n}: ONNX output shape {got.shape} != PyTorch {expected.shape}")
+        diffs[n] = float(np.abs(got - expected).max())
+        if not diffs[n] <= PARITY_TOLERANCE:
+            raise ExportError(
+                f"batch {n}: ONNX Runtime differs from PyTorch by {diffs[n]:.2e} > {PARITY_TOLERANCE:.0e}"
+            )
+    return diffs

@@ -1,0 +1,122 @@
+"""DCGAN-style generator and critic: strided (transposed) convolutions, no pooling, no hidden FC layers.
+
+Depth follows the image size: 16 → 2, 32 → 3, 64 → 4 up-sampling stages above the 4×4 seed. At 64×64×3
+with latent 100 and ``g_width=128`` the generator is the DCGAN paper's design:
+100 → 1024×4×4 → 512×8×8 → 256×16×16 → 128×32×32 → 3×64×64.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from training.config import ModelConfig
+
+
+def num_stages(image_size: int) -> int:
+    return int(math.log2(image_size)) - 2
+
+
+class Generator(nn.Module):
+    """Maps ``z`` (and a one-hot ``label`` when conditional) to images in [-1, 1]."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        stages = num_stages(cfg.image_size)
+        in_ch = cfg.latent_dim + (cfg.num_classes if cfg.conditional else 0)
+        ch = cfg.g_width * 2 ** (stages - 1)
+        layers: list[nn.Module] = [*self._block(in_ch, ch, stride=1, padding=0)]
+        for _ in range(stages - 1):
+            layers += self._block(ch, ch // 2, stride=2, padding=1)
+            ch //= 2
+        layers += [nn.ConvTranspose2d(ch, cfg.channels, 4, 2, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def _block(self, cin: int, cout: int, stride: int, padding: int) -> list[nn.Module]:
+        batch = self.cfg.g_norm == "batch"
+        conv = nn.ConvTranspose2d(cin, cout, 4, stride, padding, bias=not batch)
+        return [conv, nn.BatchNorm2d(cout) if batch else nn.Identity(), nn.ReLU(inplace=True)]
+
+    def forward(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        if self.cfg.conditional:
+            z = torch.cat([z, label], dim=1)
+        return self.net(z[:, :, None, None])
+
+
+class MinibatchStd(nn.Module):
+    """Appends the mean standard deviation across the batch as one feature map (Karras et al. 2018)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        std = x.std(dim=0, unbiased=False).mean().expand(x.shape[0], 1, *x.shape[2:])
+        return torch.cat([x, std], dim=1)
+
+
+class Critic(nn.Module):
+    """Scores images (and labels when conditional); a logit for BCE, a raw score for Wasserstein."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        stages = num_stages(cfg.image_size)
+        concat = cfg.conditional and cfg.d_conditioning == "concat"
+        in_ch = cfg.channels + (cfg.num_classes if concat else 0)
+        ch = cfg.d_width
+        size = cfg.image_size // 2
+        layers: list[nn.Module] = [self._conv(in_ch, ch, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+        for _ in range(stages - 1):
+            size //= 2
+            layers += [
+                self._conv(ch, ch * 2, 4, 2, 1),
+                self._norm(ch * 2, size),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
+            ch *= 2
+        if cfg.minibatch_std:
+            layers.append(MinibatchStd())
+        self.features = nn.Sequential(*layers)
+        self.head = self._conv(ch + int(cfg.minibatch_std), 1, 4, 1, 0)
+        self.embed = (
+            nn.Linear(cfg.num_classes, ch, bias=False)
+            if cfg.conditional and cfg.d_conditioning == "projection"
+            else None
+        )
+
+    def _conv(self, cin: int, cout: int, k: int, s: int, p: int) -> nn.Module:
+        conv = nn.Conv2d(cin, cout, k, s, p, bias=self.cfg.d_norm != "batch")
+        return spectral_norm(conv) if self.cfg.d_norm == "spectral" else conv
+
+    def _norm(self, ch: int, size: int) -> nn.Module:
+        if self.cfg.d_norm == "batch":
+            return nn.BatchNorm2d(ch)
+        if self.cfg.d_norm == "layer":  # per-sample, so the gradient penalty stays per-sample
+            return nn.LayerNorm([ch, size, size])
+        return nn.Identity()
+
+    def forward(self, x: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        if self.cfg.conditional and self.cfg.d_conditioning == "concat":
+            maps = label[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
+            x = torch.cat([x, maps], dim=1)
+        h = self.features(x)
+        score = self.head(h).flatten(1).squeeze(1)
+        if self.embed is not None:
+            # Projection discriminator (Miyato & Koyama 2018): <embed(y), pooled features>.
+            pooled = h[:, : self.embed.out_features].sum(dim=(2, 3))
+            score = score + (self.embed(label) * pooled).sum(dim=1)
+        return score
+
+
+def init_weights(module: nn.Module) -> None:
+    """DCGAN initialisation: conv weights N(0, 0.02), norm weights N(1, 0.02), biases 0."""
+    if isinstance(module, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+        weight = getattr(module, "parametrizations", None)
+        w = weight.weight.original if weight is not None else module.weight
+        nn.init.normal_(w, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d | nn.LayerNorm):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
