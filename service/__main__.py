@@ -38,7 +38,15 @@ def _add_generate_args(p: argparse.ArgumentParser) -> None:
     r.add_argument(
         "--workers", type=int, default=None, help="processes (default: 1 for npz, one per core for png)"
     )
-    r.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads per process")
+    r.add_argument(
+        "--streams",
+        type=int,
+        default=None,
+        help="concurrent model calls per process (default: fill the cores)",
+    )
+    r.add_argument(
+        "--threads", type=int, default=None, help="ONNX Runtime threads per model call (default 1)"
+    )
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -47,7 +55,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     from service.offline import (
         OfflineError,
-        Options,
+        default_options,
         find_model,
         make_job,
         parse_label,
@@ -57,12 +65,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from service.registry import GeneratorModel, ModelLoadError
 
     ort.set_default_logger_severity(4)  # quiet the failed CUDA-provider probe on CPU machines
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    workers = args.workers or (cores if args.format == "png" else 1)
     try:
+        options = default_options(
+            args.format, args.batch_size, args.workers, args.streams, args.threads, not args.no_progress
+        )
         path = find_model(args.models_dir, args.model)
-        threads = args.threads or max(1, cores // workers)
-        model = GeneratorModel(path, intra_threads=threads)
+        model = GeneratorModel(path, intra_threads=options.threads)
         shard_index = shard_from_env(args.shard_index)
         job = make_job(
             model,
@@ -73,9 +81,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
             fmt=args.format,
             shard_size=args.shard_size,
             shard_count=args.shard_count,
-        )
-        options = Options(
-            batch_size=args.batch_size, workers=workers, threads=args.threads, progress=not args.no_progress
         )
         summary = run_job(model, job, args.out, shard_index, options)
     except (OfflineError, ModelLoadError) as exc:

@@ -23,7 +23,7 @@ import time
 import zipfile
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -97,10 +97,38 @@ class Options:
     """How to run a job; none of these change the files written."""
 
     batch_size: int = 256
-    workers: int = 1
-    threads: int | None = None  # ORT intra-op threads per worker; default: cores / workers
+    workers: int = 1  # processes, each writing whole units (png: spreads the encoding over the cores)
+    streams: int = 1  # concurrent model calls per process (threads; ORT and numpy release the GIL)
+    threads: int = 1  # ORT intra-op threads per model call
     progress: bool = True
     manifest_every_s: float = 5.0
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def default_options(
+    fmt: str,
+    batch_size: int = 256,
+    workers: int | None = None,
+    streams: int | None = None,
+    threads: int | None = None,
+    progress: bool = True,
+) -> Options:
+    """Fill in what is not given so the cores are used once: npz runs one process with a model call per
+    core (single-threaded calls overlap one call's noise and uint8 work with another's convolutions);
+    png runs one process per core, each encoding its own folders."""
+    cores = available_cores()
+    workers = workers or (cores if fmt == "png" else 1)
+    streams = streams or (max(1, cores // workers) if fmt == "npz" else 1)
+    threads = threads or max(1, cores // (workers * streams))
+    for name, value in (("--workers", workers), ("--streams", streams), ("--threads", threads)):
+        if value < 1:
+            raise OfflineError(f"{name}: must be at least 1, got {value}")
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise OfflineError(f"--batch-size: must be in 1 … {MAX_BATCH}, got {batch_size}")
+    return Options(batch_size, workers, streams, threads, progress)
 
 
 # ---------------------------------------------------------------- arguments → Job
@@ -362,21 +390,43 @@ def _batches(indices: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
         yield indices[i : i + batch_size]
 
 
+def generated(
+    model: GeneratorModel, job: Job, indices: np.ndarray, opts: Options
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """(indices, uint8 images, classes) batch after batch, in order, from GeneratorModel.generate (the
+    service's code path); with ``opts.streams`` > 1 that many batches are computed at once, at most
+    ``2 × streams`` in flight so memory stays bounded."""
+    label = _label_row(job)
+    if opts.streams <= 1:
+        for idx in _batches(indices, opts.batch_size):
+            yield idx, *model.generate(job.seed, idx, label)
+        return
+    with ThreadPoolExecutor(opts.streams) as pool:
+        queue: deque[tuple[np.ndarray, Future]] = deque()
+        for idx in _batches(indices, opts.batch_size):
+            queue.append((idx, pool.submit(model.generate, job.seed, idx, label)))
+            if len(queue) >= 2 * opts.streams:
+                first, future = queue.popleft()
+                yield first, *future.result()
+        while queue:
+            first, future = queue.popleft()
+            yield first, *future.result()
+
+
 def _label_row(job: Job) -> np.ndarray | None:
     return None if job.label is None else np.asarray(job.label, dtype=np.float32)
 
 
 def write_npz_unit(
-    model: GeneratorModel, job: Job, unit: Unit, out: Path, batch_size: int, progress: Callable[[int], None]
+    model: GeneratorModel, job: Job, unit: Unit, out: Path, opts: Options, progress: Callable[[int], None]
 ) -> UnitRecord:
     """Generate one shard and write it: images uint8 [n, H, W, C], indices uint64 [n], labels int64 [n]
     (−1 for unconditional models)."""
     c, h, w = job.image_shape
     images = np.empty((unit.count, h, w, c), dtype=np.uint8)
     labels = np.full(unit.count, -1, dtype=np.int64)
-    indices, label, pos = unit.indices(), _label_row(job), 0
-    for idx in _batches(indices, batch_size):
-        imgs, classes = model.generate(job.seed, idx, label)
+    indices, pos = unit.indices(), 0
+    for idx, imgs, classes in generated(model, job, indices, opts):
         images[pos : pos + len(idx)] = imgs
         if classes is not None:
             labels[pos : pos + len(idx)] = classes
@@ -391,7 +441,7 @@ def write_npz_unit(
 
 
 def write_png_unit(
-    model: GeneratorModel, job: Job, unit: Unit, out: Path, batch_size: int, progress: Callable[[int], None]
+    model: GeneratorModel, job: Job, unit: Unit, out: Path, opts: Options, progress: Callable[[int], None]
 ) -> UnitRecord:
     """Generate the images of one png folder that are not on disk yet, then its index.csv
     (index, file, class, sha256 per image), whose presence marks the folder complete."""
@@ -408,8 +458,7 @@ def write_png_unit(
     classes_of: dict[int, int] = {}
     missing = np.array([i for i in indices.tolist() if png_name(i) not in present], dtype=np.uint64)
     progress(len(indices) - len(missing))
-    for idx in _batches(missing, batch_size):
-        imgs, classes = model.generate(job.seed, idx, label)
+    for idx, imgs, _ in generated(model, job, missing, opts):
         for k, i in enumerate(idx.tolist()):
             data = encode_png(imgs[k])
             write_atomic(folder / png_name(i), data)
@@ -463,6 +512,9 @@ def _die_with_parent() -> None:
 
 def _init_worker(model_path: str, sha256: str, threads: int, counter) -> None:
     _die_with_parent()
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(4)  # the failed CUDA-provider probe on CPU machines is not news
     model = GeneratorModel(Path(model_path), intra_threads=threads)
     if model.info.sha256 != sha256:
         raise OfflineError(f"{model_path}: the model file changed while the job ran")
@@ -475,8 +527,8 @@ def _count(n: int) -> None:
         counter.value += n
 
 
-def _run_unit(job: Job, unit: Unit, out: str, batch_size: int) -> UnitRecord:
-    return WRITERS[job.format](_worker["model"], job, unit, Path(out), batch_size, _count)
+def _run_unit(job: Job, unit: Unit, out: str, opts: Options) -> UnitRecord:
+    return WRITERS[job.format](_worker["model"], job, unit, Path(out), opts, _count)
 
 
 # ---------------------------------------------------------------- the job
@@ -498,11 +550,7 @@ def run_job(
 
     Returns a summary: images this run generated, images skipped as already done, seconds.
     """
-    opts = options or Options()
-    if not 1 <= opts.batch_size <= MAX_BATCH:
-        raise OfflineError(f"--batch-size: must be in 1 … {MAX_BATCH}, got {opts.batch_size}")
-    if opts.workers < 1:
-        raise OfflineError(f"--workers: must be at least 1, got {opts.workers}")
+    opts = options or default_options(job.format)
     if model.info.sha256 != job.model_sha256:
         raise OfflineError(f"--model: {model.path} is not the model of this job")
     out = Path(out)
@@ -545,10 +593,8 @@ def _execute(model: GeneratorModel, job: Job, pending: list[Unit], out: Path, op
     writer = WRITERS[job.format]
     if opts.workers == 1 or len(pending) <= 1:
         for unit in pending:
-            yield writer(model, job, unit, out, opts.batch_size, bar.update)
+            yield writer(model, job, unit, out, opts, bar.update)
         return
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    threads = opts.threads or max(1, cores // opts.workers)
     ctx = mp.get_context("spawn")  # never fork a process whose ONNX Runtime threads are running
     counter = ctx.Value("q", 0)
     seen = 0
@@ -556,7 +602,7 @@ def _execute(model: GeneratorModel, job: Job, pending: list[Unit], out: Path, op
         max_workers=min(opts.workers, len(pending)),
         mp_context=ctx,
         initializer=_init_worker,
-        initargs=(str(model.path), job.model_sha256, threads, counter),
+        initargs=(str(model.path), job.model_sha256, opts.threads, counter),
     ) as pool:
         queue: deque[Future] = deque()
         todo = iter(pending)
@@ -564,7 +610,7 @@ def _execute(model: GeneratorModel, job: Job, pending: list[Unit], out: Path, op
             while True:
                 # Bounded: at most two units per worker in flight, so memory does not grow with the job.
                 while len(queue) < 2 * opts.workers and (unit := next(todo, None)) is not None:
-                    queue.append(pool.submit(_run_unit, job, unit, str(out), opts.batch_size))
+                    queue.append(pool.submit(_run_unit, job, unit, str(out), opts))
                 if not queue:
                     break
                 while not queue[0].done():
