@@ -91,7 +91,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser(
@@ -101,7 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     _add_generate_args(gen)
     gen.set_defaults(func=cmd_generate)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     return args.func(args)
 
 

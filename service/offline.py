@@ -307,7 +307,10 @@ def claim_folder(out: Path, job: Job, shard_index: int) -> None:
     Several workers may start at once on a shared volume: job.json is published with os.link, which
     fails when another worker got there first; then that file must hold the same job.
     """
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OfflineError(f"--out: cannot create the folder {out} ({exc.strerror or exc})") from exc
     job_path = out / JOB_FILE
     names = os.listdir(out)
     if JOB_FILE not in names:

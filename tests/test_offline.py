@@ -333,3 +333,25 @@ def test_memory_stays_bounded_whatever_the_count(models_dir, tmp_path):
     # about one shard (0.5 MB) and one batch.
     assert large - small < 20, (small, large)
     assert len(list((tmp_path / "large").rglob("*.npz"))) == 79
+
+
+def test_the_kubernetes_job_runs_this_cli():
+    """deploy/offline-job.yaml: an Indexed Job whose args the CLI accepts, one shard per completion index."""
+    import yaml
+
+    from service.__main__ import build_parser
+
+    docs = list(yaml.safe_load_all((ROOT / "deploy" / "offline-job.yaml").read_text()))
+    job = next(d for d in docs if d["kind"] == "Job")
+    spec = job["spec"]
+    assert spec["completionMode"] == "Indexed"
+    container = spec["template"]["spec"]["containers"][0]
+    assert container["image"] == "ganserve:latest"
+    assert container["command"] == ["python", "-m", "service", "generate"]
+    args = build_parser().parse_args(["generate", *container["args"]])
+    assert args.shard_count == spec["completions"] and args.shard_index is None  # from JOB_COMPLETION_INDEX
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert any(str(args.out).startswith(m + "/") for m in mounts)
+    claims = {v["persistentVolumeClaim"]["claimName"] for v in job["spec"]["template"]["spec"]["volumes"]
+              if "persistentVolumeClaim" in v}  # fmt: skip
+    assert claims == {d["metadata"]["name"] for d in docs if d["kind"] == "PersistentVolumeClaim"}
