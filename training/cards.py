@@ -27,6 +27,7 @@ _NOT_SETTINGS = {
     "data_dir",
     "num_classes",
     "channels",
+    "steps",  # the card shows the steps the exported weights really took
 }
 # Config field → its command-line flag where the two differ.
 _FLAG = {"kind": "--objective", "name": "--optimizer"}
