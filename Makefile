@@ -24,7 +24,7 @@ $(VENV)/.dev-installed: pyproject.toml | $(PY)
 	touch $@ $(VENV)/.serve-installed
 
 serve: $(VENV)/.serve-installed
-	$(VENV)/bin/bentoml serve --host $(HOST) --port $(PORT)
+	$(VENV)/bin/bentoml serve --host $(HOST) --port $(PORT) --timeout-keep-alive 75
 
 test: $(VENV)/.dev-installed
 	$(PY) -m pytest

@@ -19,18 +19,23 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.responses import JSONResponse, Response
 
+from service import guards
 from service.batching import Batcher
 from service.imaging import encode_png, tile, to_uint8
+from service.openapi import OpenApiMiddleware
 from service.registry import GeneratorModel, ModelLoadError, check_models, load_models
 from service.sampling import MAX_SEED, LabelError, image_indices, inputs_for, resolve_label
 from service.settings import Settings
 
 log = logging.getLogger("ganserve.service")
-SETTINGS = Settings.from_env()  # read at import: the request schema carries the configured limits
+try:
+    SETTINGS = Settings.from_env()  # read at import: the request schema carries the configured limits
+except ValueError as exc:  # pydantic's ValidationError too; the message names the variable
+    raise SystemExit(f"ganserve: bad settings: {exc}") from None
 try:
     # `bentoml serve` imports this module before it starts workers: a bad models folder stops it here,
     # with the file and the problem, instead of workers failing and restarting in a loop.
-    check_models(SETTINGS.models_dir)
+    MODEL_NAMES = [info.name for info in check_models(SETTINGS.models_dir)]
 except ModelLoadError as exc:
     raise SystemExit(f"ganserve: cannot start: {exc}") from None
 
@@ -59,11 +64,11 @@ class GenerateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(min_length=1, max_length=128, description="Model name (see POST /models)")
-    count: int = Field(1, ge=1, le=SETTINGS.max_count, description="Number of images")
-    seed: int | None = Field(
+    count: StrictInt = Field(1, ge=1, le=SETTINGS.max_count, description="Number of images")
+    seed: StrictInt | None = Field(
         None, ge=0, le=MAX_SEED, description="Noise seed; drawn and returned when omitted"
     )
-    start: int = Field(
+    start: StrictInt = Field(
         0, ge=0, le=2**62, description="Index of the first image (images start … start+count-1)"
     )
     label: StrictInt | StrictStr | list[float] | None = Field(
@@ -92,7 +97,8 @@ def error(status: int, message: str, field: str | None, request_id: str) -> JSON
     name="ganserve",
     workers=SETTINGS.workers,
     resources=SETTINGS.gpu_resources(),
-    traffic={"timeout": SETTINGS.timeout_s, "max_concurrency": SETTINGS.max_concurrency},
+    # max_concurrency is enforced by service.guards (a 429 that names the limit), not by BentoML.
+    traffic={"timeout": SETTINGS.timeout_s},
 )
 class GanService:
     """Serves every generator of the models folder with batched, reproducible sampling."""
@@ -184,6 +190,19 @@ class GanService:
             "models": [m.info.public() for m in self.models.values()],
             "max_count": self.settings.max_count,
         }
+
+
+# Outermost first: the API key, the body size and concurrency guards, then the corrected OpenAPI document.
+guards.install(
+    GanService,
+    api_key=SETTINGS.api_key,
+    max_body_bytes=SETTINGS.max_body_bytes,
+    max_concurrency=SETTINGS.max_concurrency,
+    workers=SETTINGS.workers,
+)
+GanService.add_asgi_middleware(
+    OpenApiMiddleware, spec=lambda: GanService.openapi_spec.asdict(), model_names=MODEL_NAMES
+)
 
 
 async def _encode_off_loop(work, count: int):

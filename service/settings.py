@@ -47,7 +47,7 @@ class Settings(BaseModel):
         values: dict[str, object] = {k: env[v] for k, v in names.items() if env.get(v)}
         key_file = env.get("GANSERVE_API_KEY_FILE")
         if key_file and "api_key" not in values:
-            values["api_key"] = Path(key_file).read_text().strip()
+            values["api_key"] = read_key_file(Path(key_file))
         if env.get("GANSERVE_PROVIDERS"):
             values["providers"] = [p.strip() for p in env["GANSERVE_PROVIDERS"].split(",") if p.strip()]
         return cls.model_validate(values)
@@ -57,3 +57,16 @@ class Settings(BaseModel):
         CUDA_VISIBLE_DEVICES per worker); none on CPU hosts."""
         gpus = self.gpus if self.gpus is not None else int(any(Path("/dev").glob("nvidia[0-9]*")))
         return {"gpu": gpus} if gpus else {}
+
+
+def read_key_file(path: Path) -> str:
+    """The API key in ``path`` (surrounding whitespace dropped); an unreadable or empty file is an error,
+    never a silently open service."""
+    try:
+        key = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise ValueError(f"GANSERVE_API_KEY_FILE: cannot read the API key file {path} ({reason})") from exc
+    if not key:
+        raise ValueError(f"GANSERVE_API_KEY_FILE: the API key file {path} is empty")
+    return key

@@ -67,7 +67,17 @@ class Server:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop())
         bentoml = Path(sys.executable).with_name("bentoml")
         self.proc = subprocess.Popen(
-            [str(bentoml), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            # Keep-alive as `make serve` sets it (README, "Operating it"): longer than any client's idle time.
+            [
+                str(bentoml),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--timeout-keep-alive",
+                "75",
+            ],
             cwd=ROOT,
             stdout=self._log,
             stderr=subprocess.STDOUT,
