@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         rows = []
         for b in batches:
             z, label = model_inputs(model, b)
-            ort_t = median(time_calls(lambda z=z, label=label: model.run(z, label), args.seconds))
+            ort_t = median(time_calls(lambda m=model, z=z, label=label: m.run(z, label), args.seconds))
             row = [b, ort_t * 1e3, b / ort_t]
             if eager is not None:
                 import torch
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
                         diff = float(np.abs(eager(zt, lt).numpy() - model.run(z, label)).max())
                         if diff > 1e-4:
                             raise SystemExit(f"{path}: eager rebuild differs from ONNX by {diff:.2e}")
-                    eager_t = median(time_calls(lambda zt=zt, lt=lt: eager(zt, lt), args.seconds))
+                    eager_t = median(time_calls(lambda g=eager, zt=zt, lt=lt: g(zt, lt), args.seconds))
                 row += [eager_t * 1e3, b / eager_t, eager_t / ort_t]
             rows.append(row)
         headers = ["batch", "ORT ms", "ORT img/s"]

@@ -3,12 +3,13 @@
     .venv/bin/python -m benchmarks.serve [--model digits-dcgan] [--concurrency 1,2,4,8,16,32,64]
         [--counts 1,16,64] [--formats png,grid,npy] [--seconds 2] [--config NAME:ENV=V,ENV=V ...]
 
-For each server configuration (default: one, the environment as it is) it starts a real ``bentoml serve``
-of this repository on 127.0.0.1, measures the raw limit in this process (ONNX Runtime, all cores, best of
-batch 64/128/256, median per call) while the server idles, drives every (format, count, concurrency) cell
-with the closed-loop client of benchmarks/loadgen.py, measures the raw limit again, and prints:
+It starts a real ``bentoml serve`` of this repository on 127.0.0.1 for each server configuration
+(default: one, the environment as it is; all at once, their cells interleaved), measures the raw limit in
+this process (ONNX Runtime with 1 or all-cores threads, whichever is faster, best of batch 64/128/256,
+median per call) while the servers idle, drives every (format, count, concurrency) cell with the
+closed-loop client of benchmarks/loadgen.py, measures the raw limit again after each format, and prints:
 images/s, requests/s, p50/p99 latency, the server's CPU per image (its whole process tree, psutil), the
-client's own CPU share, and images/s ÷ raw limit. The client runs on the same cores as the server.
+client's own CPU share, and images/s ÷ raw limit. The client runs on the same cores as the servers.
 """
 
 from __future__ import annotations
@@ -48,62 +49,80 @@ def parse_config(text: str) -> tuple[str, dict[str, str]]:
 
 
 def measure_raw(path: Path) -> tuple[float, float]:
-    """(peak images/s over batch 64…256, batch-1 median latency in s), all cores, as the service runs."""
-    model = GeneratorModel(path, ["CPUExecutionProvider"], os.cpu_count() or 1)
-    peak, _ = raw_limit(model)
-    z, label = model_inputs(model, 1)
-    return peak, median(time_calls(lambda: model.run(z, label), 0.4))
+    """(peak images/s, batch-1 median latency in s): the better of 1 and all-cores intra-op threads.
+
+    The best of batch 64/128/256, median per call, as the service's sessions run; whichever thread count
+    is faster on the machine right now is the limit (on busy shared cores one thread often wins).
+    """
+    best = (0.0, float("inf"))
+    for threads in sorted({1, os.cpu_count() or 1}):
+        model = GeneratorModel(path, ["CPUExecutionProvider"], threads)
+        peak, _ = raw_limit(model)
+        z, label = model_inputs(model, 1)
+        lat1 = median(time_calls(lambda model=model, z=z, label=label: model.run(z, label), 0.4))
+        best = (max(best[0], peak), min(best[1], lat1))
+    return best
 
 
-def run_config(args, name: str, env: dict[str, str], path: Path, log_dir: Path) -> dict:
-    server = ServeProcess(path.parent, env, log_dir / f"serve-{name}.log").wait_ready()
+def run_cell(server: ServeProcess, model: str, fmt: str, count: int, conc: int, seconds: float) -> list:
+    """One (format, count, concurrency) cell against one server: a table row (ratio filled in later)."""
+    cpu = [0.0]
+
+    def body(i: int) -> dict:
+        return {"model": model, "count": count, "seed": i, "format": fmt}
+
+    def mark() -> None:
+        cpu[0] = server.cpu_seconds()
+
+    res = asyncio.run(run_load(server.host, server.port, body, conc, seconds, on_start=mark))
+    server_cpu = server.cpu_seconds() - cpu[0]
+    images = res.ok * count
+    return [
+        fmt, count, conc, images / res.seconds, res.ok / res.seconds,
+        percentile(res.latencies, 50) * 1e3, percentile(res.latencies, 99) * 1e3,
+        server_cpu / max(images, 1) * 1e3, 100 * res.client_cpu / res.seconds,
+        sum(res.errors.values()), 0.0,
+    ]  # fmt: skip
+
+
+def run_all(args, configs: list[tuple[str, dict[str, str]]], path: Path, log_dir: Path) -> list[dict]:
+    """Every server up at once (idle ones cost nothing), cells interleaved across them, raw limit between
+    format blocks: every configuration and the limit see the same machine load."""
+    servers = [ServeProcess(path.parent, env, log_dir / f"serve-{name}.log") for name, env in configs]
     try:
-        raw_before = measure_raw(path)
-        rows, cells = [], {}
+        for server in servers:
+            server.wait_ready()
+        raws = [measure_raw(path)]
+        rows: list[list[list]] = [[] for _ in configs]
         for fmt in args.formats:
             for count in args.counts:
                 for conc in args.concurrency:
-                    cpu = [0.0]
-
-                    def body(i: int, count=count, fmt=fmt) -> dict:
-                        return {"model": path.stem, "count": count, "seed": i, "format": fmt}
-
-                    def mark(cpu=cpu) -> None:
-                        cpu[0] = server.cpu_seconds()
-
-                    res = asyncio.run(
-                        run_load(server.host, server.port, body, conc, args.seconds, on_start=mark)
-                    )
-                    server_cpu = server.cpu_seconds() - cpu[0]
-                    images = res.ok * count
-                    cells[(fmt, count, conc)] = {
-                        "img_s": images / res.seconds,
-                        "p50": percentile(res.latencies, 50),
-                        "p99": percentile(res.latencies, 99),
-                    }
-                    rows.append(
-                        [
-                            fmt, count, conc, images / res.seconds, res.ok / res.seconds,
-                            percentile(res.latencies, 50) * 1e3, percentile(res.latencies, 99) * 1e3,
-                            server_cpu / max(images, 1) * 1e3, 100 * res.client_cpu / res.seconds,
-                            sum(res.errors.values()), 0.0,
-                        ]
-                    )  # fmt: skip
-        raw_after = measure_raw(path)
+                    for i, server in enumerate(servers):
+                        rows[i].append(run_cell(server, path.stem, fmt, count, conc, args.seconds))
+            raws.append(measure_raw(path))
     finally:
-        server.stop()
-    peak = (raw_before[0] + raw_after[0]) / 2
-    lat1 = (raw_before[1] + raw_after[1]) / 2
-    for row in rows:
-        row[-1] = row[3] / peak
-    print_table(
-        ["format", "count", "conc", "img/s", "req/s", "p50 ms", "p99 ms", "srv CPU ms/img", "client CPU %",
-         "errors", "× raw"],
-        rows,
-        title=f"config {name} {env or '(defaults)'}: raw limit {peak:,.0f} img/s (before {raw_before[0]:,.0f}, "
-        f"after {raw_after[0]:,.0f}); raw batch-1 latency {lat1 * 1e3:.2f} ms",
-    )  # fmt: skip
-    return {"name": name, "peak": peak, "lat1": lat1, "cells": cells}
+        for server in servers:
+            server.stop()
+    peak = sum(r[0] for r in raws) / len(raws)
+    lat1 = sum(r[1] for r in raws) / len(raws)
+    print(
+        f"\nraw limit {peak:,.0f} img/s (mean of {len(raws)} measurements: "
+        f"{', '.join(f'{r[0]:,.0f}' for r in raws)}); raw batch-1 latency {lat1 * 1e3:.2f} ms"
+    )
+    results = []
+    for (name, env), config_rows in zip(configs, rows, strict=True):
+        cells = {}
+        for row in config_rows:
+            row[-1] = row[3] / peak
+            cells[(row[0], row[1], row[2])] = {"img_s": row[3], "p50": row[5] / 1e3}
+        print_table(
+            ["format", "count", "conc", "img/s", "req/s", "p50 ms", "p99 ms", "srv CPU ms/img",
+             "client CPU %", "errors", "× raw"],
+            config_rows,
+            title=f"config {name}: {env or '(defaults)'}",
+        )  # fmt: skip
+        results.append({"name": name, "peak": peak, "lat1": lat1, "cells": cells})
+    return results
 
 
 def print_targets(results: list[dict], formats: list[str]) -> None:
@@ -115,20 +134,25 @@ def print_targets(results: list[dict], formats: list[str]) -> None:
             if big:
                 (_, cnt, conc), best = max(big, key=lambda kv: kv[1]["img_s"])
                 ratio = best["img_s"] / peak
-                rows.append([r["name"], fmt, "count ≥ 16 under load ≥ 0.8 × raw",
-                             f"{ratio:.2f} (count {cnt}, conc {conc})", "yes" if ratio >= 0.8 else "no"])  # fmt: skip
+                got = f"{ratio:.2f} (count {cnt}, conc {conc})"
+                rows.append([r["name"], fmt, "count ≥ 16 under load ≥ 0.8 × raw", got, _yes(ratio >= 0.8)])
             one = cells.get((fmt, 1, 8))
             if one:
                 ratio = one["img_s"] / peak
-                rows.append([r["name"], fmt, "count 1, conc 8 ≥ 0.3 × raw", f"{ratio:.2f}",
-                             "yes" if ratio >= 0.3 else "no"])  # fmt: skip
+                target = "count 1, conc 8 ≥ 0.3 × raw"
+                rows.append([r["name"], fmt, target, f"{ratio:.2f}", _yes(ratio >= 0.3)])
             lone = cells.get((fmt, 1, 1))
             if lone:
                 over = (lone["p50"] - r["lat1"]) * 1e3
-                rows.append([r["name"], fmt, "conc 1, count 1: p50 ≤ batch-1 latency + 2 ms",
-                             f"p50 {lone['p50'] * 1e3:.2f} ms = raw + {over:.2f} ms", "yes" if over <= 2 else "no"])  # fmt: skip
+                got = f"p50 {lone['p50'] * 1e3:.2f} ms = raw + {over:.2f} ms"
+                target = "conc 1, count 1: p50 ≤ batch-1 latency + 2 ms"
+                rows.append([r["name"], fmt, target, got, _yes(over <= 2)])
     if rows:
         print_table(["config", "format", "target", "measured", "met"], rows, title="targets")
+
+
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "no"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -138,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--concurrency", default="1,2,4,8,16,32,64")
     ap.add_argument("--counts", default="1,16,64")
     ap.add_argument("--formats", default="png,grid,npy")
-    ap.add_argument("--seconds", type=float, default=2.0, help="counted window per cell (after 0.5 s warm-up)")
+    ap.add_argument("--seconds", type=float, default=2.0, help="counted seconds per cell (after 0.5 s)")
     ap.add_argument("--config", action="append", default=[], help="NAME:ENV=V,ENV=V (repeatable)")
     args = ap.parse_args(argv)
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
@@ -151,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     (work / "models" / path.name).symlink_to(path.resolve())
     configs = [parse_config(c) for c in args.config] or [("current", {})]
     print(f"service under load: {path.stem}; {machine_line()}; logs in {work}")
-    results = [run_config(args, name, env, work / "models" / path.name, work) for name, env in configs]
+    results = run_all(args, configs, work / "models" / path.name, work)
     print_targets(results, args.formats)
 
 

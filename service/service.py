@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.responses import JSONResponse, Response
 
+from service.accel import CUDA, buckets, padded_run
 from service.batching import Batcher
 from service.imaging import encode_png, tile, to_uint8
 from service.registry import GeneratorModel, ModelLoadError, check_models, load_models
@@ -92,6 +93,10 @@ def error(status: int, message: str, field: str | None, request_id: str) -> JSON
     name="ganserve",
     workers=SETTINGS.workers,
     traffic={"timeout": SETTINGS.timeout_s, "max_concurrency": SETTINGS.max_concurrency},
+    # Per-request work nobody reads by default: an access-log line and a tracing span cost about a fifth of
+    # BentoML's CPU per request (see the README's benchmarks); GANSERVE_ACCESS_LOG/_TRACING=1 restore them.
+    logging={"access": {"enabled": SETTINGS.access_log}},
+    tracing={} if SETTINGS.tracing else {"excluded_urls": ["/generate"]},
 )
 class GanService:
     """Serves every generator of the models folder with batched, reproducible sampling."""
@@ -105,7 +110,8 @@ class GanService:
         )
         self.batchers: dict[str, Batcher] = {}
         for name, model in self.models.items():
-            model.warm_up()
+            # On a GPU every bucket is warmed up now, so no request pays for a first-shape algorithm search.
+            model.warm_up(buckets(SETTINGS.max_batch_rows) if model.provider == CUDA else (1, 16))
             self.batchers[name] = Batcher(
                 self._runner(model), self._executor, SETTINGS.max_batch_rows, self._observer(name)
             )
@@ -117,8 +123,12 @@ class GanService:
 
     @staticmethod
     def _runner(model: GeneratorModel):
+        raw = model.run
+        if model.provider == CUDA:  # fixed batch shapes on the GPU (service/accel.py)
+            raw = padded_run(raw, buckets(SETTINGS.max_batch_rows))
+
         def run(z: np.ndarray, label: np.ndarray | None) -> np.ndarray:
-            return to_uint8(model.run(z, label))
+            return to_uint8(raw(z, label))
 
         return run
 
