@@ -3,30 +3,28 @@
     .venv/bin/python -m benchmarks.breakdown [--model digits-dcgan] [--counts 1,16,64]
         [--formats png,grid,npy] [--seconds 2]
 
-One request at a time (no batching, no queueing), medians over repeated runs, every stage interleaved per
-round so all see the same machine load:
+One request at a time (no batching, no queueing), medians over repeated rounds. The service sends its
+own stage timings in a ``Server-Timing`` header (service/timing.py), so every difference below is taken
+within one request and the model's run-to-run noise on shared cores cancels:
 
-- noise, model, post-processing (float → uint8 NHWC), encoding (npy / PNGs + base64 + JSON / grid PNG):
-  the service's own functions called directly in this process;
-- framework: the whole ASGI app of the service (BentoML's middleware, routing, validation, our handler and
-  batcher) driven in this process without sockets, minus the four stages above;
-- HTTP: a real ``bentoml serve`` answering over 127.0.0.1 (uvicorn, sockets, the client), minus the
-  in-process app.
+- noise, model, encoding (npy / PNGs + base64 + JSON / grid PNG): the handler's own stages, as the real
+  server reports them; post-processing (float → uint8 NHWC, part of the model stage in the header) is
+  timed here in-process and shown apart;
+- framework: the whole ASGI app of the service (BentoML's middleware, routing, validation, our handler's
+  glue) driven in this process without sockets, minus its own stages;
+- HTTP: the real ``bentoml serve`` over 127.0.0.1 (uvicorn, sockets, this client), minus its stages and
+  the framework.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import io
 import json
 import os
 import tempfile
 import time
 from pathlib import Path
-
-import numpy as np
 
 from benchmarks.common import (
     ServeProcess,
@@ -37,10 +35,11 @@ from benchmarks.common import (
     print_table,
     service_threads,
 )
-from benchmarks.loadgen import _read_response, _request
-from service.imaging import encode_png, tile, to_uint8
+from benchmarks.loadgen import read_response, request_bytes
+from service.imaging import to_uint8
 from service.registry import GeneratorModel
 from service.sampling import image_indices, inputs_for
+from service.timing import parse_header
 
 
 class InProcessApp:
@@ -62,7 +61,8 @@ class InProcessApp:
         if msg["type"] != "lifespan.startup.complete":
             raise SystemExit(f"the service did not start in-process: {msg}")
 
-    async def call(self, method: str, path: str, body: bytes = b"") -> int:
+    async def call(self, method: str, path: str, body: bytes = b"") -> tuple[int, dict[str, float]]:
+        """(status, the response's Server-Timing stages in ms)."""
         sent = False
 
         async def receive() -> dict:
@@ -73,11 +73,14 @@ class InProcessApp:
             await asyncio.sleep(3600)  # the client never disconnects
             return {"type": "http.disconnect"}
 
-        status = [0]
+        status, timing = [0], {}
 
         async def send(message: dict) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+                for key, value in message.get("headers", []):
+                    if key.lower() == b"server-timing":
+                        timing.update(parse_header(value.decode()))
 
         headers = [(b"host", b"bench"), (b"content-type", b"application/json")]
         headers.append((b"content-length", str(len(body)).encode()))
@@ -87,7 +90,7 @@ class InProcessApp:
             "headers": headers, "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80), "state": {},
         }  # fmt: skip
         await self.app(scope, receive, send)
-        return status[0]
+        return status[0], timing
 
 
 class HttpClient:
@@ -99,32 +102,11 @@ class HttpClient:
     async def connect(self) -> None:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
 
-    async def post(self, path: str, body: bytes) -> int:
-        self.writer.write(_request(self.host, self.port, path, body))
-        status, _ = await _read_response(self.reader)
-        return status
-
-
-def encoder(fmt: str, info, seed: int, start: int, count: int):
-    """The response body the service builds for ``fmt`` from uint8 images."""
-
-    def npy(images: np.ndarray) -> bytes:
-        buf = io.BytesIO()
-        np.save(buf, images, allow_pickle=False)
-        return buf.getvalue()
-
-    def grid(images: np.ndarray) -> bytes:
-        return encode_png(tile(images))
-
-    def png(images: np.ndarray) -> bytes:
-        body = {
-            "model": info.name, "seed": seed, "indices": list(range(start, start + count)), "labels": None,
-            "label_names": None, "image_shape": info.image_shape,
-            "images": [base64.b64encode(encode_png(img)).decode("ascii") for img in images],
-        }  # fmt: skip
-        return json.dumps(body).encode()
-
-    return {"npy": npy, "grid": grid, "png": png}[fmt]
+    async def post(self, path: str, body: bytes) -> tuple[int, dict[str, float]]:
+        """(status, the response's Server-Timing stages in ms)."""
+        self.writer.write(request_bytes(self.host, self.port, path, body))
+        status, headers, _ = await read_response(self.reader)
+        return status, parse_header(headers.get(b"server-timing", b"").decode())
 
 
 async def measure(args, path: Path, models_dir: Path, server: ServeProcess) -> list[list]:
@@ -137,41 +119,51 @@ async def measure(args, path: Path, models_dir: Path, server: ServeProcess) -> l
     rows = []
     for fmt in args.formats:
         for count in args.counts:
-            encode = encoder(fmt, info, 1, 0, count)
-            indices = image_indices(0, count)
+            z, label, _ = inputs_for(1, image_indices(0, count), info.latent_dim, info.num_classes, None)
+            out = model.run(z, label)
             body = json.dumps({"model": path.stem, "count": count, "seed": 1, "format": fmt}).encode()
-            names = ("noise", "model", "post", "encode", "app", "http")
-            stages: dict[str, list[float]] = {k: [] for k in names}
+            samples: dict[str, list[float]] = {}
+
+            def add(key: str, ms: float, samples=samples) -> None:
+                samples.setdefault(key, []).append(ms)
+
             deadline = time.perf_counter() + args.seconds
             rounds = 0
             while rounds < 5 or time.perf_counter() < deadline:
                 rounds += 1
                 t0 = time.perf_counter()
-                z, label, _ = inputs_for(1, indices, info.latent_dim, info.num_classes, None)
+                to_uint8(out)
                 t1 = time.perf_counter()
-                out = model.run(z, label)
+                status, app_stages = await app.call("POST", "/generate", body)
                 t2 = time.perf_counter()
-                images = to_uint8(out)
+                if status != 200:
+                    raise SystemExit(f"in-process /generate answered {status} for {fmt}, count {count}")
+                status, http_stages = await client.post("/generate", body)
                 t3 = time.perf_counter()
-                encode(images)
-                t4 = time.perf_counter()
-                if await app.call("POST", "/generate", body) != 200:
-                    raise SystemExit(f"in-process /generate failed for {fmt}, count {count}")
-                t5 = time.perf_counter()
-                if await client.post("/generate", body) != 200:
-                    raise SystemExit(f"HTTP /generate failed for {fmt}, count {count}")
-                t6 = time.perf_counter()
-                marks = (t0, t1, t2, t3, t4, t5, t6)
-                for key, a, b in zip(names, marks, marks[1:], strict=True):
-                    stages[key].append(b - a)
-            m = {k: median(v) * 1e3 for k, v in stages.items()}
-            own = m["noise"] + m["model"] + m["post"] + m["encode"]
-            framework, http = m["app"] - own, m["http"] - m["app"]
+                if status != 200 or "handler" not in http_stages:
+                    raise SystemExit(f"HTTP /generate answered {status} for {fmt}, count {count}")
+                # Each difference is taken within one request, so the model's run-to-run noise cancels.
+                post = (t1 - t0) * 1e3
+                framework = (t2 - t1) * 1e3 - _stages(app_stages)
+                add("noise", http_stages["noise"])
+                add("model", http_stages["model"] - post)
+                add("post", post)
+                add("encode", http_stages["encode"])
+                add("framework", framework)
+                add("http", (t3 - t2) * 1e3 - _stages(http_stages) - framework)
+                add("total", (t3 - t2) * 1e3)
+            m = {k: median(v) for k, v in samples.items()}
+            share = f"{100 * (m['model'] + m['post']) / m['total']:.0f}%"
             rows.append(
-                [fmt, count, m["noise"], m["model"], m["post"], m["encode"], framework, http, m["http"],
-                 f"{100 * m['model'] / m['http']:.0f}%"]
+                [fmt, count, m["noise"], m["model"], m["post"], m["encode"], m["framework"], m["http"],
+                 m["total"], share]
             )  # fmt: skip
     return rows
+
+
+def _stages(stages: dict[str, float]) -> float:
+    """Milliseconds the handler spent in its own stages (noise, model, encode)."""
+    return stages["noise"] + stages["model"] + stages["encode"]
 
 
 def main(argv: list[str] | None = None) -> None:

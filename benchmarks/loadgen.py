@@ -31,6 +31,12 @@ class LoadResult:
 
 
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    status, _, body = await read_response(reader)
+    return status, body
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[bytes, bytes], bytes]:
+    """One HTTP/1.1 response: (status, lower-cased headers, body)."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     status = int(lines[0].split(b" ", 2)[1])
@@ -40,20 +46,20 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
             k, v = line.split(b":", 1)
             headers[k.strip().lower()] = v.strip()
     if b"content-length" in headers:
-        return status, await reader.readexactly(int(headers[b"content-length"]))
+        return status, headers, await reader.readexactly(int(headers[b"content-length"]))
     if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
         parts = []
         while True:
             size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
             if size == 0:
                 await reader.readuntil(b"\r\n")
-                return status, b"".join(parts)
+                return status, headers, b"".join(parts)
             parts.append(await reader.readexactly(size))
             await reader.readexactly(2)
     raise RuntimeError(f"response without length: {head[:200]!r}")
 
 
-def _request(host: str, port: int, path: str, body: bytes) -> bytes:
+def request_bytes(host: str, port: int, path: str, body: bytes) -> bytes:
     return (
         f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
@@ -71,7 +77,7 @@ async def _client(
             if now >= stop_at:
                 return
             counter[0] += 1
-            req = _request(host, port, path, json.dumps(make_body(counter[0])).encode())
+            req = request_bytes(host, port, path, json.dumps(make_body(counter[0])).encode())
             t0 = time.perf_counter()
             writer.write(req)
             try:

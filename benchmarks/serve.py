@@ -7,7 +7,7 @@ It starts a real ``bentoml serve`` of this repository on 127.0.0.1 for each serv
 (default: one, the environment as it is; all at once, their cells interleaved), measures the raw limit in
 this process (ONNX Runtime with 1 or all-cores threads, whichever is faster, best of batch 64/128/256,
 median per call) while the servers idle, drives every (format, count, concurrency) cell with the
-closed-loop client of benchmarks/loadgen.py, measures the raw limit again after each format, and prints:
+closed-loop client of benchmarks/loadgen.py, measures the limit again next to every cell, and prints:
 images/s, requests/s, p50/p99 latency, the server's CPU per image (its whole process tree, psutil), the
 client's own CPU share, and images/s ÷ raw limit. The client runs on the same cores as the servers.
 """
@@ -48,20 +48,28 @@ def parse_config(text: str) -> tuple[str, dict[str, str]]:
     return name, env
 
 
-def measure_raw(path: Path) -> tuple[float, float]:
-    """(peak images/s, batch-1 median latency in s): the better of 1 and all-cores intra-op threads.
+class RawProbe:
+    """The model's own speed in this process, measured again next to every cell.
 
-    The best of batch 64/128/256, median per call, as the service's sessions run; whichever thread count
-    is faster on the machine right now is the limit (on busy shared cores one thread often wins).
+    Sessions with 1 and with all-cores intra-op threads (service options); the limit is whichever is
+    faster right now (on busy shared cores one thread often wins), median per call.
     """
-    best = (0.0, float("inf"))
-    for threads in sorted({1, os.cpu_count() or 1}):
-        model = GeneratorModel(path, ["CPUExecutionProvider"], threads)
-        peak, _ = raw_limit(model)
-        z, label = model_inputs(model, 1)
-        lat1 = median(time_calls(lambda model=model, z=z, label=label: model.run(z, label), 0.4))
-        best = (max(best[0], peak), min(best[1], lat1))
-    return best
+
+    def __init__(self, path: Path):
+        threads = sorted({1, os.cpu_count() or 1})
+        self.models = [GeneratorModel(path, ["CPUExecutionProvider"], t) for t in threads]
+
+    def peak(self, batches: tuple[int, ...] = (128,), seconds: float = 0.25) -> float:
+        """Images/s at the best of ``batches``."""
+        return max(raw_limit(m, batches, seconds)[0] for m in self.models)
+
+    def batch1_latency(self) -> float:
+        """Seconds per batch-1 run (median)."""
+        best = float("inf")
+        for m in self.models:
+            z, label = model_inputs(m, 1)
+            best = min(best, median(time_calls(lambda m=m, z=z, label=label: m.run(z, label), 0.4)))
+        return best
 
 
 def run_cell(server: ServeProcess, model: str, fmt: str, count: int, conc: int, seconds: float) -> list:
@@ -92,53 +100,55 @@ def run_all(args, configs: list[tuple[str, dict[str, str]]], path: Path, log_dir
     try:
         for server in servers:
             server.wait_ready()
-        raws = [measure_raw(path)]
+        probe = RawProbe(path)
+        full = probe.peak((64, 128, 256), 0.5)
+        lat1 = probe.batch1_latency()
         rows: list[list[list]] = [[] for _ in configs]
         for fmt in args.formats:
             for count in args.counts:
                 for conc in args.concurrency:
+                    raw = probe.peak()  # the limit right now, next to this cell
                     for i, server in enumerate(servers):
-                        rows[i].append(run_cell(server, path.stem, fmt, count, conc, args.seconds))
-            raws.append(measure_raw(path))
+                        row = run_cell(server, path.stem, fmt, count, conc, args.seconds)
+                        row[-1] = row[3] / raw
+                        rows[i].append(row)
+        lat1 = (lat1 + probe.batch1_latency()) / 2
     finally:
         for server in servers:
             server.stop()
-    peak = sum(r[0] for r in raws) / len(raws)
-    lat1 = sum(r[1] for r in raws) / len(raws)
     print(
-        f"\nraw limit {peak:,.0f} img/s (mean of {len(raws)} measurements: "
-        f"{', '.join(f'{r[0]:,.0f}' for r in raws)}); raw batch-1 latency {lat1 * 1e3:.2f} ms"
+        f"\nraw limit at start {full:,.0f} img/s (best of batch 64/128/256); each cell's ratio is to the "
+        f"limit measured next to it (batch 128); raw batch-1 latency {lat1 * 1e3:.2f} ms"
     )
     results = []
     for (name, env), config_rows in zip(configs, rows, strict=True):
         cells = {}
         for row in config_rows:
-            row[-1] = row[3] / peak
-            cells[(row[0], row[1], row[2])] = {"img_s": row[3], "p50": row[5] / 1e3}
+            cells[(row[0], row[1], row[2])] = {"ratio": row[-1], "p50": row[5] / 1e3}
         print_table(
             ["format", "count", "conc", "img/s", "req/s", "p50 ms", "p99 ms", "srv CPU ms/img",
              "client CPU %", "errors", "× raw"],
             config_rows,
             title=f"config {name}: {env or '(defaults)'}",
         )  # fmt: skip
-        results.append({"name": name, "peak": peak, "lat1": lat1, "cells": cells})
+        results.append({"name": name, "lat1": lat1, "cells": cells})
     return results
 
 
 def print_targets(results: list[dict], formats: list[str]) -> None:
     rows = []
     for r in results:
-        cells, peak = r["cells"], r["peak"]
+        cells = r["cells"]
         for fmt in formats:
             big = [(k, v) for k, v in cells.items() if k[0] == fmt and k[1] >= 16 and k[2] >= 4]
             if big:
-                (_, cnt, conc), best = max(big, key=lambda kv: kv[1]["img_s"])
-                ratio = best["img_s"] / peak
+                (_, cnt, conc), best = max(big, key=lambda kv: kv[1]["ratio"])
+                ratio = best["ratio"]
                 got = f"{ratio:.2f} (count {cnt}, conc {conc})"
                 rows.append([r["name"], fmt, "count ≥ 16 under load ≥ 0.8 × raw", got, _yes(ratio >= 0.8)])
             one = cells.get((fmt, 1, 8))
             if one:
-                ratio = one["img_s"] / peak
+                ratio = one["ratio"]
                 target = "count 1, conc 8 ≥ 0.3 × raw"
                 rows.append([r["name"], fmt, target, f"{ratio:.2f}", _yes(ratio >= 0.3)])
             lone = cells.get((fmt, 1, 1))

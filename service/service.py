@@ -25,6 +25,7 @@ from service.imaging import encode_png, tile, to_uint8
 from service.registry import GeneratorModel, ModelLoadError, check_models, load_models
 from service.sampling import MAX_SEED, LabelError, image_indices, inputs_for, resolve_label
 from service.settings import Settings
+from service.timing import StageTimer
 
 log = logging.getLogger("ganserve.service")
 SETTINGS = Settings.from_env()  # read at import: the request schema carries the configured limits
@@ -147,6 +148,7 @@ class GanService:
 
         Image i depends on (model, seed, i, label) alone, whatever else shares its batch.
         """
+        timer = StageTimer()
         request_id = uuid.uuid4().hex[:16]
         req = GenerateRequest.model_construct(**params)
         model = self.models.get(req.model)
@@ -161,19 +163,22 @@ class GanService:
         seed = secrets.randbits(63) if req.seed is None else req.seed
         indices = image_indices(req.start, req.count)
         z, rows, classes = inputs_for(seed, indices, info.latent_dim, info.num_classes, label)
+        timer.mark("noise")
         try:
             images = await self.batchers[req.model].submit(z, rows)
         except Exception:
             log.exception("request %s: model %s failed", request_id, req.model)
             return error(500, "model run failed; see the server log for this request id", None, request_id)
+        timer.mark("model")  # queue wait + the (merged) model run + conversion to uint8
         headers = {"X-Request-ID": request_id, "X-Seed": str(seed), "X-Model": req.model}
         if req.format == "npy":
             buf = io.BytesIO()
             np.save(buf, images, allow_pickle=False)
-            return Response(buf.getvalue(), media_type="application/octet-stream", headers=headers)
+            npy = Response(buf.getvalue(), media_type="application/octet-stream", headers=headers)
+            return _timed(npy, timer)
         if req.format == "grid":
             png = await _encode_off_loop(lambda: encode_png(tile(images)), len(images))
-            return Response(png, media_type="image/png", headers=headers)
+            return _timed(Response(png, media_type="image/png", headers=headers), timer)
         pngs = await _encode_off_loop(lambda: [encode_png(img) for img in images], len(images))
         body = {
             "model": req.model,
@@ -184,7 +189,7 @@ class GanService:
             "image_shape": [info.image_shape[1], info.image_shape[2], info.image_shape[0]],
             "images": [base64.b64encode(p).decode("ascii") for p in pngs],
         }
-        return JSONResponse(body, headers=headers)
+        return _timed(JSONResponse(body, headers=headers), timer)
 
     @bentoml.api(route="/models", input_spec=ModelsRequest)
     async def list_models(self) -> dict[str, Any]:
@@ -193,6 +198,13 @@ class GanService:
             "models": [m.info.public() for m in self.models.values()],
             "max_count": self.settings.max_count,
         }
+
+
+def _timed(response: Response, timer: StageTimer) -> Response:
+    """Close the encoding stage and send the stage timings in a Server-Timing header."""
+    timer.mark("encode")
+    response.headers["Server-Timing"] = timer.header()
+    return response
 
 
 async def _encode_off_loop(work, count: int):

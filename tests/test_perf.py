@@ -86,3 +86,18 @@ def test_raw_benchmark_runs(exported, tmp_path):
     proc = run_cli("benchmarks.raw", *args)
     assert "| batch | ORT ms" in proc.stdout and "ORT speed-up" in proc.stdout
     assert "digits-dcgan" in proc.stdout
+
+
+def test_server_timing_header(server):
+    import httpx
+
+    from service.timing import parse_header
+
+    for fmt in ("png", "grid", "npy"):
+        body = {"model": "tiny-dcgan", "count": 3, "seed": 1, "format": fmt}
+        r = httpx.post(server.url + "/generate", json=body, timeout=30)
+        assert r.status_code == 200
+        stages = parse_header(r.headers["server-timing"])
+        assert set(stages) == {"noise", "model", "encode", "handler"}, r.headers["server-timing"]
+        assert all(v >= 0 for v in stages.values())
+        assert stages["handler"] >= stages["noise"] + stages["model"] + stages["encode"] - 0.01
