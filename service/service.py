@@ -93,6 +93,7 @@ def error(status: int, message: str, field: str | None, request_id: str) -> JSON
 @bentoml.service(
     name="ganserve",
     workers=SETTINGS.workers,
+    resources=SETTINGS.gpu_resources(),
     traffic={"timeout": SETTINGS.timeout_s, "max_concurrency": SETTINGS.max_concurrency},
     # Per-request work nobody reads by default: an access-log line and a tracing span cost about a fifth of
     # BentoML's CPU per request (see the README's benchmarks); GANSERVE_ACCESS_LOG/_TRACING=1 restore them.
