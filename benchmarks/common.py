@@ -107,7 +107,13 @@ class ServeProcess:
             cwd=ROOT,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "GANSERVE_MODELS_DIR": str(models_dir), **env},
+            # Own BENTOML_HOME: a starting `bentoml serve` wipes the Prometheus folder of its home.
+            env={
+                **os.environ,
+                "BENTOML_HOME": str(log_path.parent / f"bentoml-home-{self.port}"),
+                "GANSERVE_MODELS_DIR": str(models_dir),
+                **env,
+            },
             start_new_session=True,
         )
 
