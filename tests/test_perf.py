@@ -101,3 +101,22 @@ def test_server_timing_header(server):
         assert set(stages) == {"noise", "model", "encode", "handler"}, r.headers["server-timing"]
         assert all(v >= 0 for v in stages.values())
         assert stages["handler"] >= stages["noise"] + stages["model"] + stages["encode"] - 0.01
+
+
+@pytest.mark.parametrize("shape", [(32, 32, 1), (16, 24, 3), (9, 7, 4), (1, 1, 1)])
+def test_png_encoder_round_trips(shape):
+    import io
+
+    from PIL import Image
+
+    from service.imaging import encode_png
+
+    rng = np.random.default_rng(sum(shape))
+    noisy = rng.integers(0, 256, shape, dtype=np.uint8)
+    smooth = np.broadcast_to(np.arange(shape[1], dtype=np.uint8)[None, :, None] * 9, shape).copy()
+    for image in (noisy, smooth):
+        for level in (1, 9):
+            decoded = np.asarray(Image.open(io.BytesIO(encode_png(image, level))))
+            assert np.array_equal(decoded.reshape(shape), image)
+    with pytest.raises(ValueError, match="encode_png"):
+        encode_png(noisy.astype(np.float32))
