@@ -20,12 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.responses import JSONResponse, Response
 
 from service import guards
+from service.accel import CUDA, buckets, padded_run
 from service.batching import Batcher
 from service.imaging import encode_png, tile, to_uint8
 from service.openapi import OpenApiMiddleware
 from service.registry import GeneratorModel, ModelLoadError, check_models, load_models
 from service.sampling import MAX_SEED, LabelError, image_indices, inputs_for, resolve_label
 from service.settings import Settings
+from service.timing import StageTimer
 
 log = logging.getLogger("ganserve.service")
 try:
@@ -99,6 +101,10 @@ def error(status: int, message: str, field: str | None, request_id: str) -> JSON
     resources=SETTINGS.gpu_resources(),
     # max_concurrency is enforced by service.guards (a 429 that names the limit), not by BentoML.
     traffic={"timeout": SETTINGS.timeout_s},
+    # Per-request work nobody reads by default: an access-log line and a tracing span cost about a fifth of
+    # BentoML's CPU per request (see the README's benchmarks); GANSERVE_ACCESS_LOG/_TRACING=1 restore them.
+    logging={"access": {"enabled": SETTINGS.access_log}},
+    tracing={} if SETTINGS.tracing else {"excluded_urls": ["/generate"]},
 )
 class GanService:
     """Serves every generator of the models folder with batched, reproducible sampling."""
@@ -112,7 +118,8 @@ class GanService:
         )
         self.batchers: dict[str, Batcher] = {}
         for name, model in self.models.items():
-            model.warm_up()
+            # On a GPU every bucket is warmed up now, so no request pays for a first-shape algorithm search.
+            model.warm_up(buckets(SETTINGS.max_batch_rows) if model.provider == CUDA else (1, 16))
             self.batchers[name] = Batcher(
                 self._runner(model), self._executor, SETTINGS.max_batch_rows, self._observer(name)
             )
@@ -124,8 +131,12 @@ class GanService:
 
     @staticmethod
     def _runner(model: GeneratorModel):
+        raw = model.run
+        if model.provider == CUDA:  # fixed batch shapes on the GPU (service/accel.py)
+            raw = padded_run(raw, buckets(SETTINGS.max_batch_rows))
+
         def run(z: np.ndarray, label: np.ndarray | None) -> np.ndarray:
-            return to_uint8(model.run(z, label))
+            return to_uint8(raw(z, label))
 
         return run
 
@@ -144,6 +155,7 @@ class GanService:
 
         Image i depends on (model, seed, i, label) alone, whatever else shares its batch.
         """
+        timer = StageTimer()
         request_id = uuid.uuid4().hex[:16]
         req = GenerateRequest.model_construct(**params)
         model = self.models.get(req.model)
@@ -158,19 +170,22 @@ class GanService:
         seed = secrets.randbits(63) if req.seed is None else req.seed
         indices = image_indices(req.start, req.count)
         z, rows, classes = inputs_for(seed, indices, info.latent_dim, info.num_classes, label)
+        timer.mark("noise")
         try:
             images = await self.batchers[req.model].submit(z, rows)
         except Exception:
             log.exception("request %s: model %s failed", request_id, req.model)
             return error(500, "model run failed; see the server log for this request id", None, request_id)
+        timer.mark("model")  # queue wait + the (merged) model run + conversion to uint8
         headers = {"X-Request-ID": request_id, "X-Seed": str(seed), "X-Model": req.model}
         if req.format == "npy":
             buf = io.BytesIO()
             np.save(buf, images, allow_pickle=False)
-            return Response(buf.getvalue(), media_type="application/octet-stream", headers=headers)
+            npy = Response(buf.getvalue(), media_type="application/octet-stream", headers=headers)
+            return _timed(npy, timer)
         if req.format == "grid":
             png = await _encode_off_loop(lambda: encode_png(tile(images)), len(images))
-            return Response(png, media_type="image/png", headers=headers)
+            return _timed(Response(png, media_type="image/png", headers=headers), timer)
         pngs = await _encode_off_loop(lambda: [encode_png(img) for img in images], len(images))
         body = {
             "model": req.model,
@@ -181,7 +196,7 @@ class GanService:
             "image_shape": [info.image_shape[1], info.image_shape[2], info.image_shape[0]],
             "images": [base64.b64encode(p).decode("ascii") for p in pngs],
         }
-        return JSONResponse(body, headers=headers)
+        return _timed(JSONResponse(body, headers=headers), timer)
 
     @bentoml.api(route="/models", input_spec=ModelsRequest)
     async def list_models(self) -> dict[str, Any]:
@@ -203,6 +218,13 @@ guards.install(
 GanService.add_asgi_middleware(
     OpenApiMiddleware, spec=lambda: GanService.openapi_spec.asdict(), model_names=MODEL_NAMES
 )
+
+
+def _timed(response: Response, timer: StageTimer) -> Response:
+    """Close the encoding stage and send the stage timings in a Server-Timing header."""
+    timer.mark("encode")
+    response.headers["Server-Timing"] = timer.header()
+    return response
 
 
 async def _encode_off_loop(work, count: int):
