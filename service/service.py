@@ -94,6 +94,7 @@ def error(status: int, message: str, field: str | None, request_id: str) -> JSON
 @bentoml.service(
     name="ganserve",
     workers=SETTINGS.workers,
+    resources=SETTINGS.gpu_resources(),
     traffic={"timeout": SETTINGS.timeout_s, "max_concurrency": SETTINGS.max_concurrency},
 )
 class GanService:

@@ -26,6 +26,7 @@ class Settings(BaseModel):
     api_key: str | None = Field(
         None, description="GANSERVE_API_KEY, or a file named by GANSERVE_API_KEY_FILE"
     )
+    gpus: int | None = Field(None, ge=0, description="GANSERVE_GPUS: GPUs per worker (default: 1 if any)")
     providers: list[str] | None = Field(None, description="GANSERVE_PROVIDERS: comma-separated ORT providers")
 
     @classmethod
@@ -41,6 +42,7 @@ class Settings(BaseModel):
             "max_concurrency": "GANSERVE_MAX_CONCURRENCY",
             "max_body_bytes": "GANSERVE_MAX_BODY_BYTES",
             "api_key": "GANSERVE_API_KEY",
+            "gpus": "GANSERVE_GPUS",
         }
         values: dict[str, object] = {k: env[v] for k, v in names.items() if env.get(v)}
         key_file = env.get("GANSERVE_API_KEY_FILE")
@@ -49,3 +51,9 @@ class Settings(BaseModel):
         if env.get("GANSERVE_PROVIDERS"):
             values["providers"] = [p.strip() for p in env["GANSERVE_PROVIDERS"].split(",") if p.strip()]
         return cls.model_validate(values)
+
+    def gpu_resources(self) -> dict[str, int]:
+        """BentoML resources: one GPU per worker when the host has NVIDIA devices (BentoML then sets
+        CUDA_VISIBLE_DEVICES per worker); none on CPU hosts."""
+        gpus = self.gpus if self.gpus is not None else int(any(Path("/dev").glob("nvidia[0-9]*")))
+        return {"gpu": gpus} if gpus else {}

@@ -71,7 +71,14 @@ class Server:
             cwd=ROOT,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "GANSERVE_MODELS_DIR": str(models_dir), **(env or {})},
+            # Own BENTOML_HOME: every `bentoml serve` wipes $BENTOML_HOME/prometheus_multiproc_dir at start,
+            # so servers sharing one would reset each other's metrics.
+            env={
+                **os.environ,
+                "BENTOML_HOME": str(models_dir.parent / f"bentoml-home-{self.port}"),
+                "GANSERVE_MODELS_DIR": str(models_dir),
+                **(env or {}),
+            },
             start_new_session=True,
         )
 
