@@ -243,12 +243,12 @@ def test_api_key_is_sent_as_a_bearer_token_and_kept_for_the_session(ui):
         other.close()
 
 
-def test_screenshot(browser, server, tmp_path):
+def test_screenshot(browser, request, tmp_path):
     """The README's picture: every view filled in, on a conditional model when there is one."""
     models = os.environ.get("GANSERVE_UI_MODELS")
     own = Server(Path(models).resolve()).wait_ready() if models else None
     try:
-        ui = Page(browser, own.url if own else server.url)
+        ui = Page(browser, own.url if own else request.getfixturevalue("server").url)
         names = ui.page.eval_on_selector_all("#model option", "os => os.map(o => o.value)")
         conditional = [n for n in names if "cgan" in n]
         ui.page.select_option("#model", (conditional or names)[0])
