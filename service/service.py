@@ -28,6 +28,8 @@ from service.registry import GeneratorModel, ModelLoadError, check_models, load_
 from service.sampling import MAX_SEED, LabelError, image_indices, inputs_for, resolve_label
 from service.settings import Settings
 from service.timing import StageTimer
+from service.ui_app import ui_app
+from service.walk import WalkRequest, walk_inputs
 
 log = logging.getLogger("ganserve.service")
 try:
@@ -95,6 +97,7 @@ def error(status: int, message: str, field: str | None, request_id: str) -> JSON
     return JSONResponse(body, status_code=status, headers={"X-Request-ID": request_id})
 
 
+@bentoml.asgi_app(ui_app(), path="/ui")
 @bentoml.service(
     name="ganserve",
     workers=SETTINGS.workers,
@@ -197,6 +200,52 @@ class GanService:
             "images": [base64.b64encode(p).decode("ascii") for p in pngs],
         }
         return _timed(JSONResponse(body, headers=headers), timer)
+
+    @bentoml.api(route="/walk", input_spec=WalkRequest)
+    async def walk(self, **params: Any) -> Annotated[bytes, bentoml.validators.ContentType("image/png")]:
+        """A latent walk: ``steps`` frames from image ``index`` of seed_a/label_a to seed_b/label_b.
+
+        z is interpolated spherically, labels linearly; the first and last frames equal the seeds' own images.
+        """
+        request_id = uuid.uuid4().hex[:16]
+        req = WalkRequest.model_construct(**params)
+        model = self.models.get(req.model)
+        if model is None:
+            known = ", ".join(sorted(self.models))
+            return error(404, f"model: unknown model {req.model!r}; available: {known}", "model", request_id)
+        info = model.info
+        labels = {}
+        for name in ("label_a", "label_b"):
+            try:
+                labels[name] = resolve_label(getattr(req, name), info.num_classes, info.class_names)
+            except LabelError as exc:
+                return error(400, f"{name}{str(exc).removeprefix('label')}", name, request_id)
+        inputs = walk_inputs(
+            req.seed_a, req.seed_b, req.steps, info.latent_dim, info.num_classes, **labels, index=req.index
+        )
+        try:
+            images = await self.batchers[req.model].submit(inputs.z, inputs.label)
+        except Exception:
+            log.exception("request %s: model %s failed", request_id, req.model)
+            return error(500, "model run failed; see the server log for this request id", None, request_id)
+        headers = {"X-Request-ID": request_id, "X-Model": req.model}
+        if req.format == "grid":
+            png = await _encode_off_loop(lambda: encode_png(tile(images, columns=len(images))), len(images))
+            return Response(png, media_type="image/png", headers=headers)
+        pngs = await _encode_off_loop(lambda: [encode_png(img) for img in images], len(images))
+        classes = inputs.classes
+        body = {
+            "model": req.model,
+            "seed_a": req.seed_a,
+            "seed_b": req.seed_b,
+            "index": req.index,
+            "t": inputs.t.tolist(),
+            "labels": None if classes is None else classes.tolist(),
+            "label_names": None if classes is None else [info.class_names[c] for c in classes],
+            "image_shape": [info.image_shape[1], info.image_shape[2], info.image_shape[0]],
+            "images": [base64.b64encode(p).decode("ascii") for p in pngs],
+        }
+        return JSONResponse(body, headers=headers)
 
     @bentoml.api(route="/models", input_spec=ModelsRequest)
     async def list_models(self) -> dict[str, Any]:
