@@ -65,7 +65,8 @@ CONF
 }
 
 # A Debian bookworm rootfs with Python 3.11, standing in for python:3.11-slim where no registry answers.
-# It carries this machine's extra CA certificates so pip inside the build trusts the HTTPS proxy.
+# It carries this machine's extra CA certificates, and pip and uv (`bentoml containerize`) are told to use the
+# system's store, so that installs inside a build trust the intercepting HTTPS proxy.
 make_base_image() {
   if podman image exists "$BASE_REF"; then
     log "base image $BASE_REF present, reused"
@@ -84,7 +85,7 @@ make_base_image() {
     --customize-hook='rm -f "$1"/usr/lib/python3*/EXTERNALLY-MANAGED; ln -sf python3 "$1/usr/bin/python"' \
     --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
     bookworm - "$DEBIAN_MIRROR" |
-    podman import --change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]' \
+    podman import --change 'ENV LANG=C.UTF-8' --change 'ENV UV_NATIVE_TLS=1' --change 'CMD ["python3"]' \
       --change 'LABEL org.opencontainers.image.description=local-stand-in-for-python-3.11-slim' \
       - "$BASE_REF" >/dev/null
   log "stand-in base image $BASE_REF made"
