@@ -68,8 +68,8 @@ def default_providers() -> list[str]:
 def session_options(intra_threads: int | None = None) -> ort.SessionOptions:
     """Explicit thread counts (ORT's default is one pool per session sized to all physical cores)."""
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = intra_threads or int(os.environ.get("GANSERVE_THREADS", "0") or 0) or (
-        os.cpu_count() or 1
+    opts.intra_op_num_threads = (
+        intra_threads or int(os.environ.get("GANSERVE_THREADS", "0") or 0) or (os.cpu_count() or 1)
     )
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -97,7 +97,9 @@ class GeneratorModel:
                 data, sess_options=session_options(intra_threads), providers=providers or default_providers()
             )
         except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf types
-            raise ModelLoadError(f"{self.path}: not a loadable ONNX model ({str(exc).strip()[:300]})") from exc
+            raise ModelLoadError(
+                f"{self.path}: not a loadable ONNX model ({str(exc).strip()[:300]})"
+            ) from exc
         self.provider = self.session.get_providers()[0]  # what is really used, not what was asked for
         self.info = self._validate(name, hashlib.sha256(data).hexdigest())
 
@@ -105,7 +107,9 @@ class GeneratorModel:
         meta = self.session.get_modelmeta().custom_metadata_map
         missing = [k for k in REQUIRED_METADATA if k not in meta]
         if missing:
-            raise ModelLoadError(f"{self.path}: not a ganserve generator: metadata lacks {', '.join(missing)}")
+            raise ModelLoadError(
+                f"{self.path}: not a ganserve generator: metadata lacks {', '.join(missing)}"
+            )
         try:
             conditional = bool(json.loads(meta["conditional"]))
             latent_dim, num_classes = int(meta["latent_dim"]), int(meta["num_classes"])
@@ -128,7 +132,10 @@ class GeneratorModel:
             (len(shape) == 3 and shape[0] in (1, 3, 4), "image_shape must be [C, H, W] with C in 1, 3, 4"),
             (not conditional or num_classes > 0, "a conditional model needs num_classes > 0"),
             (not conditional or len(class_names) == num_classes, "class_names must list num_classes names"),
-            (not conditional or inputs["label"].shape[1:] == [num_classes], f"label must be [N, {num_classes}]"),
+            (
+                not conditional or inputs["label"].shape[1:] == [num_classes],
+                f"label must be [N, {num_classes}]",
+            ),
         ]
         for ok, problem in checks:
             if not ok:
@@ -164,7 +171,9 @@ class GeneratorModel:
         feeds = {"z": z} if label is None else {"z": z, "label": label}
         return self.session.run(["image"], feeds)[0]
 
-    def generate(self, seed: int, indices: np.ndarray, label: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    def generate(
+        self, seed: int, indices: np.ndarray, label: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Images ``indices`` of (seed, label) as uint8 [N, H, W, C], with each image's class (or None)."""
         z, rows, classes = inputs_for(seed, indices, self.info.latent_dim, self.info.num_classes, label)
         return to_uint8(self.run(z, rows)), classes
@@ -172,6 +181,11 @@ class GeneratorModel:
     def warm_up(self, batch_sizes: tuple[int, ...] = (1, 16)) -> None:
         for n in batch_sizes:
             self.generate(0, np.arange(n, dtype=np.uint64), None)
+
+
+def check_models(folder: str | Path) -> list[ModelInfo]:
+    """Validate every model of ``folder`` on the CPU without keeping it (fails fast before workers start)."""
+    return [m.info for m in load_models(folder, ["CPUExecutionProvider"], intra_threads=1).values()]
 
 
 def load_models(

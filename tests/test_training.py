@@ -63,7 +63,7 @@ def test_depth_follows_image_size(size):
 
 
 def test_wgan_gp_critic_has_no_batchnorm():
-    d = Critic(preset("wgan-gp").model)
+    d = Critic(override(preset("wgan-gp"), channels=1).model)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())
 
 

@@ -26,7 +26,7 @@ class ModelConfig:
 
     latent_dim: int = 100
     image_size: int = 32
-    channels: int = 1
+    channels: int | None = None  # None: the data set's own (1 for digits/IDX, 3 for folders)
     conditional: bool = False
     num_classes: int = 0  # filled from the dataset when conditional
     g_width: int = 128  # channels of G's last hidden layer; doubled at each earlier stage

@@ -1,0 +1,193 @@
+"""The BentoML service: ``POST /generate`` and ``POST /models`` over ONNX Runtime generators.
+
+Start it from the repository root with ``bentoml serve`` (bentofile.yaml names this class).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import logging
+import secrets
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated, Any, Literal
+
+import bentoml
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from starlette.responses import JSONResponse, Response
+
+from service.batching import Batcher
+from service.imaging import encode_png, tile, to_uint8
+from service.registry import GeneratorModel, ModelLoadError, check_models, load_models
+from service.sampling import MAX_SEED, LabelError, image_indices, inputs_for, resolve_label
+from service.settings import Settings
+
+log = logging.getLogger("ganserve.service")
+SETTINGS = Settings.from_env()  # read at import: the request schema carries the configured limits
+try:
+    # `bentoml serve` imports this module before it starts workers: a bad models folder stops it here,
+    # with the file and the problem, instead of workers failing and restarting in a loop.
+    check_models(SETTINGS.models_dir)
+except ModelLoadError as exc:
+    raise SystemExit(f"ganserve: cannot start: {exc}") from None
+
+IMAGES_GENERATED = bentoml.metrics.Counter(
+    name="ganserve_images_generated",
+    documentation="Images generated, per model",
+    labelnames=["model"],
+)
+BATCH_ROWS = bentoml.metrics.Histogram(
+    name="ganserve_batch_rows",
+    documentation="Rows (images) per ONNX Runtime run, per model",
+    labelnames=["model"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096),
+)
+BATCH_REQUESTS = bentoml.metrics.Histogram(
+    name="ganserve_batch_requests",
+    documentation="Requests merged into one ONNX Runtime run, per model",
+    labelnames=["model"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+
+
+class GenerateRequest(BaseModel):
+    """Body of ``POST /generate``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, max_length=128, description="Model name (see POST /models)")
+    count: int = Field(1, ge=1, le=SETTINGS.max_count, description="Number of images")
+    seed: int | None = Field(
+        None, ge=0, le=MAX_SEED, description="Noise seed; drawn and returned when omitted"
+    )
+    start: int = Field(
+        0, ge=0, le=2**62, description="Index of the first image (images start … start+count-1)"
+    )
+    label: StrictInt | StrictStr | list[float] | None = Field(
+        None,
+        description="Class index, class name, or a one-hot list of num_classes numbers (conditional models "
+        "only); omitted: each image's label is drawn from the seed",
+    )
+    format: Literal["png", "grid", "npy"] = Field("png", description="png: JSON with base64 PNGs; grid: one "
+                                                  "image/png; npy: uint8 [N, H, W, C] as .npy")  # fmt: skip
+
+
+class ModelsRequest(BaseModel):
+    """Body of ``POST /models`` (empty)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def error(status: int, message: str, field: str | None, request_id: str) -> JSONResponse:
+    body: dict[str, Any] = {"error": message, "request_id": request_id}
+    if field:
+        body["field"] = field
+    return JSONResponse(body, status_code=status, headers={"X-Request-ID": request_id})
+
+
+@bentoml.service(
+    name="ganserve",
+    workers=SETTINGS.workers,
+    resources=SETTINGS.gpu_resources(),
+    traffic={"timeout": SETTINGS.timeout_s, "max_concurrency": SETTINGS.max_concurrency},
+)
+class GanService:
+    """Serves every generator of the models folder with batched, reproducible sampling."""
+
+    def __init__(self) -> None:
+        self.settings = SETTINGS
+        # One model thread: runs of different models would only fight over the same cores.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ort")
+        self.models: dict[str, GeneratorModel] = load_models(
+            SETTINGS.models_dir, SETTINGS.providers, SETTINGS.threads or None
+        )
+        self.batchers: dict[str, Batcher] = {}
+        for name, model in self.models.items():
+            model.warm_up()
+            self.batchers[name] = Batcher(
+                self._runner(model), self._executor, SETTINGS.max_batch_rows, self._observer(name)
+            )
+            log.info("model %s ready on %s", name, model.provider)
+        self._ready = True
+
+    def __is_ready__(self) -> bool:
+        return getattr(self, "_ready", False)
+
+    @staticmethod
+    def _runner(model: GeneratorModel):
+        def run(z: np.ndarray, label: np.ndarray | None) -> np.ndarray:
+            return to_uint8(model.run(z, label))
+
+        return run
+
+    @staticmethod
+    def _observer(name: str):
+        def observe(rows: int, requests: int) -> None:
+            IMAGES_GENERATED.labels(model=name).inc(rows)
+            BATCH_ROWS.labels(model=name).observe(rows)
+            BATCH_REQUESTS.labels(model=name).observe(requests)
+
+        return observe
+
+    @bentoml.api(route="/generate", input_spec=GenerateRequest)
+    async def generate(self, **params: Any) -> Annotated[bytes, bentoml.validators.ContentType("image/png")]:
+        """Generate ``count`` images of ``model`` from ``seed``.
+
+        Image i depends on (model, seed, i, label) alone, whatever else shares its batch.
+        """
+        request_id = uuid.uuid4().hex[:16]
+        req = GenerateRequest.model_construct(**params)
+        model = self.models.get(req.model)
+        if model is None:
+            known = ", ".join(sorted(self.models))
+            return error(404, f"model: unknown model {req.model!r}; available: {known}", "model", request_id)
+        info = model.info
+        try:
+            label = resolve_label(req.label, info.num_classes, info.class_names)
+        except LabelError as exc:
+            return error(400, str(exc), "label", request_id)
+        seed = secrets.randbits(63) if req.seed is None else req.seed
+        indices = image_indices(req.start, req.count)
+        z, rows, classes = inputs_for(seed, indices, info.latent_dim, info.num_classes, label)
+        try:
+            images = await self.batchers[req.model].submit(z, rows)
+        except Exception:
+            log.exception("request %s: model %s failed", request_id, req.model)
+            return error(500, "model run failed; see the server log for this request id", None, request_id)
+        headers = {"X-Request-ID": request_id, "X-Seed": str(seed), "X-Model": req.model}
+        if req.format == "npy":
+            buf = io.BytesIO()
+            np.save(buf, images, allow_pickle=False)
+            return Response(buf.getvalue(), media_type="application/octet-stream", headers=headers)
+        if req.format == "grid":
+            png = await _encode_off_loop(lambda: encode_png(tile(images)), len(images))
+            return Response(png, media_type="image/png", headers=headers)
+        pngs = await _encode_off_loop(lambda: [encode_png(img) for img in images], len(images))
+        body = {
+            "model": req.model,
+            "seed": seed,
+            "indices": list(range(req.start, req.start + req.count)),
+            "labels": None if classes is None else classes.tolist(),
+            "label_names": None if classes is None else [info.class_names[c] for c in classes],
+            "image_shape": [info.image_shape[1], info.image_shape[2], info.image_shape[0]],
+            "images": [base64.b64encode(p).decode("ascii") for p in pngs],
+        }
+        return JSONResponse(body, headers=headers)
+
+    @bentoml.api(route="/models", input_spec=ModelsRequest)
+    async def list_models(self) -> dict[str, Any]:
+        """Every served model with its metadata, the provider really in use and its quality figures."""
+        return {
+            "models": [m.info.public() for m in self.models.values()],
+            "max_count": self.settings.max_count,
+        }
+
+
+async def _encode_off_loop(work, count: int):
+    """PNG encoding of more than a few images goes to a thread (zlib releases the GIL)."""
+    if count <= 4:
+        return work()
+    return await asyncio.to_thread(work)
