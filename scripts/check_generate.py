@@ -30,11 +30,11 @@ def png_size(data: bytes) -> tuple[int, int, int]:
     """(width, height, channels) of a PNG after checking every chunk's CRC and decoding its pixel data."""
     if not data.startswith(PNG_SIGNATURE):
         raise CheckError("not a PNG (bad signature)")
-    pos, idat, header = len(PNG_SIGNATURE), b"", None
-    while pos < len(data):
-        if pos + 12 > len(data):
+    pos, idat, header, ended = len(PNG_SIGNATURE), b"", None, False
+    while pos < len(data) and not ended:
+        (length,) = struct.unpack(">I", data[pos : pos + 4].rjust(4, b"\0"))
+        if pos + 12 + length > len(data):
             raise CheckError("truncated PNG chunk")
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
         kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
         (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
         if zlib.crc32(kind + body) != crc:
@@ -43,15 +43,17 @@ def png_size(data: bytes) -> tuple[int, int, int]:
             header = struct.unpack(">IIBBBBB", body)
         elif kind == b"IDAT":
             idat += body
-        elif kind == b"IEND":
-            break
+        ended = kind == b"IEND"
         pos += 12 + length
-    if header is None or not idat:
-        raise CheckError("PNG lacks IHDR or IDAT")
+    if header is None or not idat or not ended:
+        raise CheckError("PNG lacks IHDR, IDAT or IEND")
     width, height, depth, colour = header[:4]
     if depth != 8 or colour not in CHANNELS:
         raise CheckError(f"PNG is {depth}-bit colour type {colour}; expected 8-bit grey/RGB/RGBA")
-    raw = zlib.decompress(idat)
+    try:
+        raw = zlib.decompress(idat)
+    except zlib.error as exc:
+        raise CheckError(f"PNG pixel data does not decompress ({exc})") from exc
     stride = 1 + width * CHANNELS[colour]
     if len(raw) != height * stride:
         raise CheckError(f"PNG pixel data is {len(raw)} bytes, {width}x{height} needs {height * stride}")
@@ -103,6 +105,11 @@ def generate(url: str, model: str, count: int, seed: int) -> dict[int, bytes]:
     sizes = {png_size(png) for png in pngs}
     if len(sizes) != 1:
         raise CheckError(f"images of one reply differ in size: {sorted(sizes)}")
+    width, height, channels = sizes.pop()
+    if "image_shape" in reply and list(reply["image_shape"]) != [height, width, channels]:
+        raise CheckError(
+            f"PNGs are {height}x{width}x{channels}; reply says image_shape {reply['image_shape']}"
+        )
     return dict(zip(indices, pngs, strict=True))
 
 

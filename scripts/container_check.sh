@@ -165,7 +165,27 @@ run_and_check() {
   trap - EXIT
 }
 
+# The bento path: `bentoml build` from this checkout must pack the service and every shipped model.
+bento_build() {
+  log "bentoml build (project .venv, throwaway BENTOML_HOME)"
+  mkdir -p "$TOOLS"
+  make -s .venv/.serve-installed >"$TOOLS/make.log" 2>&1 || { tail -n 30 "$TOOLS/make.log" >&2; die "make failed"; }
+  local home
+  home=$(mktemp -d)
+  BENTOML_HOME=$home BENTOML_DO_NOT_TRACK=true .venv/bin/bentoml build >"$TOOLS/bento.log" 2>&1 ||
+    { tail -n 30 "$TOOLS/bento.log" >&2; die "bentoml build failed"; }
+  local src model
+  src=$(find "$home/bentos/ganserve" -mindepth 2 -maxdepth 2 -name src -type d | head -n 1)
+  [[ -f $src/service/service.py ]] || die "the bento lacks service/service.py"
+  for model in models/*.onnx; do
+    cmp -s "$model" "$src/$model" || die "the bento lacks $model"
+  done
+  rm -rf "$home"
+  log "bento holds the service and $(find models -maxdepth 1 -name '*.onnx' | wc -l) model(s)"
+}
+
 MODEL=${GANSERVE_CI_MODEL:-$(first_model)}
+bento_build
 install_tools
 lint
 make_base_image
