@@ -84,7 +84,7 @@ make_base_image() {
     --customize-hook='rm -f "$1"/usr/lib/python3*/EXTERNALLY-MANAGED; ln -sf python3 "$1/usr/bin/python"' \
     --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
     bookworm - "$DEBIAN_MIRROR" |
-    podman import --change 'ENV LANG=C.UTF-8' --change 'ENV UV_NATIVE_TLS=1' --change 'CMD ["python3"]' \
+    podman import --quiet --change 'ENV LANG=C.UTF-8' --change 'ENV UV_NATIVE_TLS=1' --change 'CMD ["python3"]' \
       --change 'LABEL org.opencontainers.image.description=local-stand-in-for-python-3.11-slim' \
       - "$BASE_REF" >/dev/null
   log "stand-in base image $BASE_REF made"
