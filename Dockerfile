@@ -47,7 +47,7 @@ ENV GANSERVE_MODELS_DIR=/app/models \
     GANSERVE_THREADS=0 \
     BENTOML_HOST=0.0.0.0 \
     BENTOML_PORT=3000 \
-    BENTOML_HOME=/home/ganserve/bentoml \
+    BENTOML_HOME=/tmp/bentoml \
     BENTOML_DO_NOT_TRACK=true
 
 USER 10001:10001

@@ -131,10 +131,12 @@ run_and_check() {
   local model=$1 port max_count=8
   port=$(free_port)
   trap cleanup EXIT
-  log "podman run $IMAGE on 127.0.0.1:$port (GANSERVE_MAX_COUNT=$max_count)"
-  # Its periodic health checks need systemd (absent here: podman logs errors, kept in podman.log); the
+  log "podman run $IMAGE on 127.0.0.1:$port (read-only, no capabilities, GANSERVE_MAX_COUNT=$max_count)"
+  # Hardened as the README suggests: read-only root (state goes to the /tmp tmpfs), no capabilities.
+  # Periodic health checks need systemd (absent here: podman logs errors, kept in podman.log); the
   # HEALTHCHECK command itself runs on demand below.
   podman run --detach --name "$CONTAINER" --publish "127.0.0.1:$port:3000" \
+    --read-only --tmpfs /tmp --cap-drop all --security-opt no-new-privileges \
     --env GANSERVE_MAX_COUNT=$max_count --env GANSERVE_THREADS=1 "$IMAGE" >/dev/null 2>>"$TOOLS/podman.log"
   if ! python3 scripts/check_generate.py --url "http://127.0.0.1:$port" --model "$model" --max-count $max_count; then
     podman logs --tail 40 "$CONTAINER" >&2 || true
