@@ -113,16 +113,30 @@ def generate(url: str, model: str, count: int, seed: int) -> dict[int, bytes]:
     return dict(zip(indices, pngs, strict=True))
 
 
+def check_models(url: str, expected: set[str]) -> None:
+    """``POST /models`` lists exactly the expected model names."""
+    status, body = post(f"{url}/models", {})
+    if status != 200:
+        raise CheckError(f"POST /models answered {status}: {body[:300]!r}")
+    served = {m["name"]: m.get("provider", "?") for m in json.loads(body)["models"]}
+    if set(served) != expected:
+        raise CheckError(f"POST /models lists {sorted(served)}, expected {sorted(expected)}")
+    print("models: " + ", ".join(f"{name} on {provider}" for name, provider in sorted(served.items())))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True, help="base URL, e.g. http://127.0.0.1:3000")
     parser.add_argument("--model", required=True)
     parser.add_argument("--max-count", type=int, required=True, help="the server's GANSERVE_MAX_COUNT")
     parser.add_argument("--ready-timeout", type=float, default=120)
+    parser.add_argument("--expect-models", default="", help="comma-separated names POST /models must list")
     args = parser.parse_args(argv)
     url = args.url.rstrip("/")
     try:
         print(f"ready after {wait_ready(url, args.ready_timeout):.1f} s")
+        if args.expect_models:
+            check_models(url, set(args.expect_models.split(",")))
         started = time.monotonic()
         first = generate(url, args.model, 4, seed=1)
         print(f"POST /generate: 4 valid PNGs in {time.monotonic() - started:.2f} s")

@@ -138,7 +138,10 @@ run_and_check() {
   podman run --detach --name "$CONTAINER" --publish "127.0.0.1:$port:3000" \
     --read-only --tmpfs /tmp --cap-drop all --security-opt no-new-privileges \
     --env GANSERVE_MAX_COUNT=$max_count --env GANSERVE_THREADS=1 "$IMAGE" >/dev/null 2>>"$TOOLS/podman.log"
-  if ! python3 scripts/check_generate.py --url "http://127.0.0.1:$port" --model "$model" --max-count $max_count; then
+  local shipped
+  shipped=$(find models -maxdepth 1 -name '*.onnx' -printf '%f\n' | sed 's/\.onnx$//' | sort | paste -sd,)
+  if ! python3 scripts/check_generate.py --url "http://127.0.0.1:$port" --model "$model" --max-count $max_count \
+    --expect-models "$shipped"; then
     podman logs --tail 40 "$CONTAINER" >&2 || true
     die "the request check failed (container logs above)"
   fi
@@ -150,6 +153,11 @@ run_and_check() {
   [[ -n $uids ]] || die "could not read the container's process uids"
   if grep -qx 0 <<<"$uids"; then die "a process in the container runs as root (uids: $uids)"; fi
   log "processes run as uid $(echo "$uids" | tr '\n' ' ')"
+  # Serving only: neither torch nor the training package may be importable in the image.
+  podman exec "$CONTAINER" python -c \
+    'import importlib.util as u, sys; sys.exit(any(u.find_spec(m) for m in ("torch", "training", "onnx")))' ||
+    die "the image carries torch, onnx or the training package"
+  log "no torch, onnx or training code in the image"
   # GPU readiness without a GPU: the CUDA provider must resolve every library but the driver's libcuda.so.1,
   # which the NVIDIA container toolkit mounts at run time.
   local missing
