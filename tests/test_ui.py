@@ -35,7 +35,7 @@ TIMEOUT_MS = 30_000  # a shared 2-core machine can be slow; waits end as soon as
 
 def _missing(reason: str):
     if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI must test the page: .ci/run installs chromium)")
+        pytest.fail(f"{reason} (CI must test the page: `make test` installs chromium)")
     pytest.skip(reason)
 
 
