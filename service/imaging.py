@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import math
+import struct
+import zlib
 
 import numpy as np
-from PIL import Image
 
 PNG_COMPRESS_LEVEL = 1  # fast; tiny images gain almost nothing from harder compression
 
@@ -31,10 +31,30 @@ def tile(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np
 
 
 def encode_png(image: np.ndarray, compress_level: int = PNG_COMPRESS_LEVEL) -> bytes:
-    """One uint8 image [H, W, C] (C = 1, 3 or 4) → PNG bytes."""
-    mode = {1: "L", 3: "RGB", 4: "RGBA"}[image.shape[2]]
-    buf = io.BytesIO()
-    Image.fromarray(image[..., 0] if mode == "L" else image, mode=mode).save(
-        buf, format="PNG", compress_level=compress_level
+    """One uint8 image [H, W, C] (C = 1, 3 or 4) → PNG bytes.
+
+    Written directly (signature, IHDR, one zlib IDAT of unfiltered rows, IEND): for the small images served
+    here this is about twice as fast as going through Pillow (whose per-row filter choice also costs time)
+    and decodes to exactly the same pixels (tested).
+    """
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in _COLOR_TYPES:
+        raise ValueError(f"encode_png: expected uint8 [H, W, 1|3|4], got {image.dtype} {list(image.shape)}")
+    h, w, c = image.shape
+    rows = np.zeros((h, w * c + 1), dtype=np.uint8)  # each row starts with filter type 0 (none)
+    rows[:, 1:] = image.reshape(h, w * c)
+    header = struct.pack(">IIBBBBB", w, h, 8, _COLOR_TYPES[c], 0, 0, 0)
+    return b"".join(
+        (
+            b"\x89PNG\r\n\x1a\n",
+            _chunk(b"IHDR", header),
+            _chunk(b"IDAT", zlib.compress(rows.tobytes(), compress_level)),
+            _chunk(b"IEND", b""),
+        )
     )
-    return buf.getvalue()
+
+
+_COLOR_TYPES = {1: 0, 3: 2, 4: 6}  # grey, RGB, RGBA
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from service.accel import provider_list
 from service.imaging import to_uint8
 from service.sampling import inputs_for
 
@@ -72,6 +73,10 @@ def session_options(intra_threads: int | None = None) -> ort.SessionOptions:
         intra_threads or int(os.environ.get("GANSERVE_THREADS", "0") or 0) or (os.cpu_count() or 1)
     )
     opts.inter_op_num_threads = 1
+    # Idle intra-op threads spin for a while after each run by default; on a machine whose cores are shared
+    # with the HTTP side (and other processes) that burns the CPU the requests need.
+    spin = os.environ.get("GANSERVE_SPIN", "0")
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin == "1" else "0")
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
@@ -94,7 +99,9 @@ class GeneratorModel:
             raise ModelLoadError(f"{self.path}: the file is empty")
         try:
             self.session = ort.InferenceSession(
-                data, sess_options=session_options(intra_threads), providers=providers or default_providers()
+                data,
+                sess_options=session_options(intra_threads),
+                providers=provider_list(providers or default_providers()),
             )
         except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf types
             raise ModelLoadError(

@@ -20,12 +20,16 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.responses import JSONResponse, Response
 
 from service import guards
+from service.accel import CUDA, buckets, padded_run
 from service.batching import Batcher
 from service.imaging import encode_png, tile, to_uint8
 from service.openapi import OpenApiMiddleware
 from service.registry import GeneratorModel, ModelLoadError, check_models, load_models
 from service.sampling import MAX_SEED, LabelError, image_indices, inputs_for, resolve_label
 from service.settings import Settings
+from service.timing import StageTimer
+from service.ui_app import ui_app
+from service.walk import WalkRequest, walk_inputs
 
 log = logging.getLogger("ganserve.service")
 try:
@@ -93,12 +97,17 @@ def error(status: int, message: str, field: str | None, request_id: str) -> JSON
     return JSONResponse(body, status_code=status, headers={"X-Request-ID": request_id})
 
 
+@bentoml.asgi_app(ui_app(), path="/ui")
 @bentoml.service(
     name="ganserve",
     workers=SETTINGS.workers,
     resources=SETTINGS.gpu_resources(),
     # max_concurrency is enforced by service.guards (a 429 that names the limit), not by BentoML.
     traffic={"timeout": SETTINGS.timeout_s},
+    # Per-request work nobody reads by default: an access-log line and a tracing span cost about a fifth of
+    # BentoML's CPU per request (see the README's benchmarks); GANSERVE_ACCESS_LOG/_TRACING=1 restore them.
+    logging={"access": {"enabled": SETTINGS.access_log}},
+    tracing={} if SETTINGS.tracing else {"excluded_urls": ["/generate"]},
 )
 class GanService:
     """Serves every generator of the models folder with batched, reproducible sampling."""
@@ -112,7 +121,8 @@ class GanService:
         )
         self.batchers: dict[str, Batcher] = {}
         for name, model in self.models.items():
-            model.warm_up()
+            # On a GPU every bucket is warmed up now, so no request pays for a first-shape algorithm search.
+            model.warm_up(buckets(SETTINGS.max_batch_rows) if model.provider == CUDA else (1, 16))
             self.batchers[name] = Batcher(
                 self._runner(model), self._executor, SETTINGS.max_batch_rows, self._observer(name)
             )
@@ -124,8 +134,12 @@ class GanService:
 
     @staticmethod
     def _runner(model: GeneratorModel):
+        raw = model.run
+        if model.provider == CUDA:  # fixed batch shapes on the GPU (service/accel.py)
+            raw = padded_run(raw, buckets(SETTINGS.max_batch_rows))
+
         def run(z: np.ndarray, label: np.ndarray | None) -> np.ndarray:
-            return to_uint8(model.run(z, label))
+            return to_uint8(raw(z, label))
 
         return run
 
@@ -144,6 +158,7 @@ class GanService:
 
         Image i depends on (model, seed, i, label) alone, whatever else shares its batch.
         """
+        timer = StageTimer()
         request_id = uuid.uuid4().hex[:16]
         req = GenerateRequest.model_construct(**params)
         model = self.models.get(req.model)
@@ -158,24 +173,73 @@ class GanService:
         seed = secrets.randbits(63) if req.seed is None else req.seed
         indices = image_indices(req.start, req.count)
         z, rows, classes = inputs_for(seed, indices, info.latent_dim, info.num_classes, label)
+        timer.mark("noise")
         try:
             images = await self.batchers[req.model].submit(z, rows)
         except Exception:
             log.exception("request %s: model %s failed", request_id, req.model)
             return error(500, "model run failed; see the server log for this request id", None, request_id)
+        timer.mark("model")  # queue wait + the (merged) model run + conversion to uint8
         headers = {"X-Request-ID": request_id, "X-Seed": str(seed), "X-Model": req.model}
         if req.format == "npy":
             buf = io.BytesIO()
             np.save(buf, images, allow_pickle=False)
-            return Response(buf.getvalue(), media_type="application/octet-stream", headers=headers)
+            npy = Response(buf.getvalue(), media_type="application/octet-stream", headers=headers)
+            return _timed(npy, timer)
         if req.format == "grid":
             png = await _encode_off_loop(lambda: encode_png(tile(images)), len(images))
-            return Response(png, media_type="image/png", headers=headers)
+            return _timed(Response(png, media_type="image/png", headers=headers), timer)
         pngs = await _encode_off_loop(lambda: [encode_png(img) for img in images], len(images))
         body = {
             "model": req.model,
             "seed": seed,
             "indices": list(range(req.start, req.start + req.count)),
+            "labels": None if classes is None else classes.tolist(),
+            "label_names": None if classes is None else [info.class_names[c] for c in classes],
+            "image_shape": [info.image_shape[1], info.image_shape[2], info.image_shape[0]],
+            "images": [base64.b64encode(p).decode("ascii") for p in pngs],
+        }
+        return _timed(JSONResponse(body, headers=headers), timer)
+
+    @bentoml.api(route="/walk", input_spec=WalkRequest)
+    async def walk(self, **params: Any) -> Annotated[bytes, bentoml.validators.ContentType("image/png")]:
+        """A latent walk: ``steps`` frames from image ``index`` of seed_a/label_a to seed_b/label_b.
+
+        z is interpolated spherically, labels linearly; the first and last frames equal the seeds' own images.
+        """
+        request_id = uuid.uuid4().hex[:16]
+        req = WalkRequest.model_construct(**params)
+        model = self.models.get(req.model)
+        if model is None:
+            known = ", ".join(sorted(self.models))
+            return error(404, f"model: unknown model {req.model!r}; available: {known}", "model", request_id)
+        info = model.info
+        labels = {}
+        for name in ("label_a", "label_b"):
+            try:
+                labels[name] = resolve_label(getattr(req, name), info.num_classes, info.class_names)
+            except LabelError as exc:
+                return error(400, f"{name}{str(exc).removeprefix('label')}", name, request_id)
+        inputs = walk_inputs(
+            req.seed_a, req.seed_b, req.steps, info.latent_dim, info.num_classes, **labels, index=req.index
+        )
+        try:
+            images = await self.batchers[req.model].submit(inputs.z, inputs.label)
+        except Exception:
+            log.exception("request %s: model %s failed", request_id, req.model)
+            return error(500, "model run failed; see the server log for this request id", None, request_id)
+        headers = {"X-Request-ID": request_id, "X-Model": req.model}
+        if req.format == "grid":
+            png = await _encode_off_loop(lambda: encode_png(tile(images, columns=len(images))), len(images))
+            return Response(png, media_type="image/png", headers=headers)
+        pngs = await _encode_off_loop(lambda: [encode_png(img) for img in images], len(images))
+        classes = inputs.classes
+        body = {
+            "model": req.model,
+            "seed_a": req.seed_a,
+            "seed_b": req.seed_b,
+            "index": req.index,
+            "t": inputs.t.tolist(),
             "labels": None if classes is None else classes.tolist(),
             "label_names": None if classes is None else [info.class_names[c] for c in classes],
             "image_shape": [info.image_shape[1], info.image_shape[2], info.image_shape[0]],
@@ -203,6 +267,13 @@ guards.install(
 GanService.add_asgi_middleware(
     OpenApiMiddleware, spec=lambda: GanService.openapi_spec.asdict(), model_names=MODEL_NAMES
 )
+
+
+def _timed(response: Response, timer: StageTimer) -> Response:
+    """Close the encoding stage and send the stage timings in a Server-Timing header."""
+    timer.mark("encode")
+    response.headers["Server-Timing"] = timer.header()
+    return response
 
 
 async def _encode_off_loop(work, count: int):

@@ -17,6 +17,8 @@ class Settings(BaseModel):
     threads: int = Field(
         0, ge=0, description="GANSERVE_THREADS: ONNX Runtime intra-op threads (0: all cores)"
     )
+    access_log: bool = Field(False, description="GANSERVE_ACCESS_LOG: log one line per request (1/0)")
+    tracing: bool = Field(False, description="GANSERVE_TRACING: OpenTelemetry spans for /generate (1/0)")
     workers: int = Field(1, ge=1, description="GANSERVE_WORKERS: BentoML worker processes")
     timeout_s: float = Field(60.0, gt=0, description="GANSERVE_TIMEOUT: seconds before a request answers 504")
     max_concurrency: int = Field(512, ge=1, description="GANSERVE_MAX_CONCURRENCY: requests in flight (429)")
@@ -38,6 +40,8 @@ class Settings(BaseModel):
             "max_batch_rows": "GANSERVE_MAX_BATCH_ROWS",
             "threads": "GANSERVE_THREADS",
             "workers": "GANSERVE_WORKERS",
+            "access_log": "GANSERVE_ACCESS_LOG",
+            "tracing": "GANSERVE_TRACING",
             "timeout_s": "GANSERVE_TIMEOUT",
             "max_concurrency": "GANSERVE_MAX_CONCURRENCY",
             "max_body_bytes": "GANSERVE_MAX_BODY_BYTES",

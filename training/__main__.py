@@ -110,6 +110,37 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from service.registry import ModelLoadError
+    from training.data import DatasetError
+    from training.evaluate import EvaluatorSettings, evaluate_model, format_table
+
+    torch.set_num_threads(args.threads)
+    if args.samples < 100:
+        print(f"error: --samples must be at least 100, got {args.samples}", file=sys.stderr)
+        return 2
+    settings = EvaluatorSettings(epochs=args.evaluator_epochs)
+    try:
+        quality, model = evaluate_model(
+            args.model, args.dataset, args.samples, args.seed, args.data_dir, args.cache_dir, settings
+        )
+    except (ModelLoadError, DatasetError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_table(quality, model.info.name))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(quality.to_dict(), indent=2) + "\n")
+    if args.card:
+        from training.cards import write_card
+
+        paths = write_card(model, quality)
+        print("card: " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -117,8 +148,23 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("export", help="export a run's generator to ONNX and verify it")
     e.add_argument("run_dir", type=Path)
     e.add_argument("--out", type=Path, required=True, help="e.g. models/NAME.onnx")
+    v = sub.add_parser("evaluate", help="measure an exported generator's quality against its data set")
+    v.add_argument("model", type=Path, help="an exported generator, e.g. models/NAME.onnx")
+    v.add_argument("--dataset", default=None, help="data set to compare with (default: the model's own)")
+    v.add_argument("--data-dir", default=None, help="cache folder for mnist / fashion-mnist IDX files")
+    v.add_argument("--samples", type=int, default=5000, help="images drawn from the model")
+    v.add_argument("--seed", type=int, default=0, help="sampling seed (the service's noise contract)")
+    v.add_argument(
+        "--cache-dir", type=Path, default=None, help="evaluator cache (default ~/.cache/ganserve/evaluators)"
+    )
+    v.add_argument("--evaluator-epochs", type=int, default=20, help="training epochs of the evaluator CNN")
+    v.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    v.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    v.add_argument(
+        "--card", action="store_true", help="write the model card NAME.json/.md/.png beside the model"
+    )
     args = parser.parse_args(argv)
-    return {"train": cmd_train, "export": cmd_export}[args.command](args)
+    return {"train": cmd_train, "export": cmd_export, "evaluate": cmd_evaluate}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,46 @@
+"""Print the README's results table (markdown) from model cards.
+
+Usage: ``python scripts/results_table.py models/*.json``
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def row(card: dict, folder: str) -> str:
+    q = card["quality"]
+    label = f"{q['label_accuracy']:.4f}" if q.get("label_accuracy") is not None else "–"
+    flags = " ".join(f"{k} {v}" if v is not True else k for k, v in card["changes_from_preset"].items())
+    met = (
+        "all met"
+        if all(t["ok"] for t in q["targets"])
+        else "missed: " + ", ".join(t["name"] for t in q["targets"] if not t["ok"])
+    )
+    return (
+        f"| `{card['name']}` | `{card['recipe']}` | `{flags or 'preset'}` | {card['steps']} | "
+        f"{card['training_cpu_seconds']:.0f} | {label} | {q['classes_at_5pct']}/{len(q['class_names'])} | "
+        f"{q['kl_to_real']:.4f} | {q['frechet_distance']:.2f} ({q['frechet_real_vs_real']:.2f}) | "
+        f"{q['frechet_ratio']:.2f} | {q['diversity_ratio']:.2f} | {met} | ![]({folder}/{card['name']}.png) |"
+    )
+
+
+def main(paths: list[str]) -> int:
+    if not paths:
+        print("usage: python scripts/results_table.py models/*.json", file=sys.stderr)
+        return 2
+    print(
+        "| model | recipe | changes from the paper preset | steps | CPU-s | label acc | classes ≥ 5% | KL | "
+        "Fréchet (real vs real) | ratio | diversity | targets | samples |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for path in paths:
+        card = json.loads(Path(path).read_text())
+        print(row(card, Path(path).parent.as_posix()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,157 @@
+"""The quality evaluation: it runs on exported generators, and its figures tell good samples from bad ones."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from tests.conftest import run_cli
+from training.data import load_dataset
+from training.evaluate import (
+    EvaluatorSettings,
+    evaluate_model,
+    frechet_distance,
+    get_evaluator,
+    measure,
+)
+
+FAST = EvaluatorSettings(epochs=4)  # a few epochs are enough to tell digits apart at 16×16
+SIZE = 16
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("evaluators")
+
+
+@pytest.fixture(scope="module")
+def real():
+    return load_dataset("digits", SIZE, 1)
+
+
+@pytest.fixture(scope="module")
+def evaluator(real, cache):
+    return get_evaluator(real, FAST, cache)
+
+
+def constant_generator(path, image: np.ndarray, latent_dim: int = 8) -> None:
+    """A "generator" of the ONNX contract that ignores z and always draws ``image`` (float [1, H, W])."""
+    _, h, w = image.shape
+    nodes = [
+        helper.make_node("MatMul", ["z", "W"], ["zw"]),  # W is zero: z has no effect
+        helper.make_node("Add", ["zw", "B"], ["flat"]),
+        helper.make_node("Reshape", ["flat", "shape"], ["image"]),
+    ]
+    inits = [
+        helper.make_tensor("W", TensorProto.FLOAT, [latent_dim, h * w], np.zeros(latent_dim * h * w)),
+        helper.make_tensor("B", TensorProto.FLOAT, [h * w], image.reshape(-1)),
+        helper.make_tensor("shape", TensorProto.INT64, [4], [-1, 1, h, w]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "constant",
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", latent_dim])],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, h, w])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
+    meta = {
+        "recipe": "dcgan", "objective": "bce", "conditional": "false", "latent_dim": str(latent_dim),
+        "num_classes": "0", "class_names": "[]", "image_shape": json.dumps([1, h, w]), "dataset": "digits",
+        "steps": "0", "seed": "0", "training_seconds": "0", "version": "test",
+    }  # fmt: skip
+    helper.set_model_props(model, meta)
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, path)
+
+
+def test_frechet_distance_known_values():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((4000, 3))
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    # Same covariance, means 2 apart along one axis: the distance is the squared mean difference.
+    assert frechet_distance(a, a + [2.0, 0.0, 0.0]) == pytest.approx(4.0, abs=1e-6)
+    # Scaled by 2: tr Σ + tr 4Σ − 2 tr 2Σ = tr Σ ≈ 3.
+    assert frechet_distance(a, 2 * a) == pytest.approx(3.0, rel=0.05)
+
+
+def test_evaluator_is_accurate_deterministic_and_cached(real, evaluator, cache):
+    assert evaluator.held_out_accuracy >= 0.9
+    assert evaluator.path is not None and evaluator.path.parent == cache and evaluator.path.exists()
+    again = get_evaluator(real, FAST, cache)  # from the cache
+    assert again.held_out_accuracy == evaluator.held_out_accuracy
+    p1, f1 = evaluator.predict(real.images[:50])
+    p2, f2 = again.predict(real.images[:50])
+    assert (p1 == p2).all() and np.allclose(f1, f2)
+
+
+def test_real_data_scores_near_perfect(real, evaluator):
+    q = measure(real.images, evaluator, real, labels=real.labels)
+    assert q.label_accuracy >= 0.95
+    assert q.classes_at_5pct == 10
+    assert q.kl_to_real < 0.01
+    assert q.frechet_distance < 1e-3 < q.frechet_real_vs_real  # identical sets vs two different halves
+    assert 0.9 < q.diversity_ratio < 1.1
+    assert {t["name"]: t["ok"] for t in q.targets} == {
+        "label_accuracy": q.label_accuracy >= 0.995,  # a 4-epoch evaluator need not reach the target itself
+        "frechet_ratio": True,
+    }
+
+
+def test_collapsed_generator_scores_badly(tmp_path, real, evaluator, cache):
+    path = tmp_path / "collapsed.onnx"
+    constant_generator(path, real.as_float()[0])  # the first digit, forever
+    q, _ = evaluate_model(path, samples=300, cache_dir=cache, settings=FAST)
+    assert q.classes_at_5pct == 1
+    assert q.kl_to_real > 1.5  # ≈ ln 10 for one class
+    assert q.diversity_ratio < 0.01
+    assert q.frechet_ratio > 5
+    assert not any(t["ok"] for t in q.targets)
+
+
+def test_shuffled_pixels_look_unlike_digits(real, evaluator):
+    rng = np.random.default_rng(0)
+    noise = rng.permuted(real.images.reshape(len(real.images), -1), axis=1).reshape(real.images.shape)
+    q = measure(noise, evaluator, real)
+    assert q.frechet_ratio > 5
+
+
+@pytest.mark.parametrize("recipe", ["dcgan", "cgan"])
+def test_cli_evaluates_exported_models(exported, recipe, tmp_path, cache, evaluator):
+    model = tmp_path / exported[recipe].name
+    shutil.copy(exported[recipe], model)
+    out = tmp_path / "quality.json"
+    proc = run_cli(
+        "training", "evaluate", str(model), "--samples", "200", "--cache-dir", str(cache),
+        "--evaluator-epochs", str(FAST.epochs), "--json", str(out), "--card",
+    )  # fmt: skip
+    assert "Frechet distance" in proc.stdout and "real vs real" in proc.stdout
+    q = json.loads(out.read_text())
+    keys = {"class_histogram", "classes_at_5pct", "kl_to_real", "frechet_distance", "frechet_real_vs_real",
+            "frechet_ratio", "diversity_per_class", "diversity_ratio", "evaluator_accuracy",
+            "targets"}  # fmt: skip
+    assert keys <= q.keys()
+    assert q["samples"] == 200 and abs(sum(q["class_histogram"]) - 1) < 1e-3
+    assert q["evaluator_accuracy"] == evaluator.held_out_accuracy  # the cached evaluator was reused
+    if recipe == "cgan":
+        assert 0 <= q["label_accuracy"] <= 1 and len(q["label_accuracy_per_class"]) == 10
+    else:
+        assert q["label_accuracy"] is None
+    card = json.loads(model.with_suffix(".json").read_text())
+    assert card["quality"] == q and card["recipe"] == recipe and card["steps"] == 2
+    assert model.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Fréchet" in model.with_suffix(".md").read_text()
+
+
+def test_cli_rejects_bad_input(tmp_path, cache):
+    proc = run_cli(
+        "training", "evaluate", str(tmp_path / "missing.onnx"), "--cache-dir", str(cache), check=False
+    )
+    assert proc.returncode == 2 and "missing.onnx" in proc.stderr
+    proc = run_cli("training", "evaluate", str(tmp_path / "x.onnx"), "--samples", "10", check=False)
+    assert proc.returncode == 2 and "--samples" in proc.stderr

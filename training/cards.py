@@ -1,0 +1,178 @@
+"""Model cards: ``NAME.json`` (machine-readable; the service reads ``quality``), ``NAME.md``, ``NAME.png``.
+
+Everything in a card comes from the exported ONNX file (its metadata holds the full training config) and
+from the evaluation, so a card can be rewritten for any generator without its run folder.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.imaging import encode_png, tile
+from service.sampling import one_hot
+from training.config import TrainConfig, preset
+from training.evaluate import Quality
+
+# Config fields that change nothing about the model (logging, threads, paths) or are filled from the data.
+_NOT_SETTINGS = {
+    "sample_every",
+    "checkpoint_every",
+    "log_every",
+    "threads",
+    "data_dir",
+    "num_classes",
+    "channels",
+    "steps",  # the card shows the steps the exported weights really took
+}
+# Config field → its command-line flag where the two differ.
+_FLAG = {"kind": "--objective", "name": "--optimizer"}
+
+
+def _flat(cfg: TrainConfig) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in asdict(cfg).items():
+        if isinstance(value, dict):
+            flat.update(value)
+        else:
+            flat[key] = value
+    return flat
+
+
+def changes_from_preset(cfg: TrainConfig) -> dict[str, Any]:
+    """The settings of ``cfg`` that differ from its recipe's published preset, as {flag: value}."""
+    base, mine = _flat(preset(cfg.recipe)), _flat(cfg)
+    changes = {}
+    for key, value in mine.items():
+        if key in _NOT_SETTINGS or key in ("recipe",) or base.get(key) == value:
+            continue
+        changes[_FLAG.get(key, "--" + key.replace("_", "-"))] = value
+    return changes
+
+
+def flags_text(changes: dict[str, Any]) -> str:
+    parts = []
+    for flag, value in changes.items():
+        if value is True:
+            parts.append(flag)
+        elif value is False:
+            parts.append("--no-" + flag.removeprefix("--"))
+        else:
+            parts.append(f"{flag} {value}")
+    return " ".join(parts)
+
+
+def sample_grid(model: Any, seed: int = 0) -> np.ndarray:
+    """A 10×10 uint8 grid: one class per row for conditional models, images 0…99 of ``seed`` otherwise."""
+    info = model.info
+    if info.conditional:
+        rows = []
+        per_row = 10
+        for c in range(info.num_classes):
+            idx = np.arange(per_row, dtype=np.uint64)
+            rows.append(model.generate(seed, idx, one_hot(np.array([c]), info.num_classes)[0])[0])
+        return tile(np.concatenate(rows), columns=per_row)
+    return tile(model.generate(seed, np.arange(100, dtype=np.uint64), None)[0], columns=10)
+
+
+def write_card(model: Any, quality: Quality, out_dir: Path | None = None) -> dict[str, Path]:
+    """Write NAME.json, NAME.md and NAME.png beside the model (or in ``out_dir``); return their paths."""
+    meta = model.session.get_modelmeta().custom_metadata_map
+    cfg = TrainConfig.from_dict(json.loads(meta["config"]))
+    name = model.info.name
+    folder = Path(out_dir) if out_dir else model.path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    changes = changes_from_preset(cfg)
+    cpu_s = float(meta.get("training_cpu_seconds", "nan"))
+    card = {
+        "name": name,
+        "recipe": cfg.recipe,
+        "dataset": cfg.dataset,
+        "image_shape": model.info.image_shape,
+        "steps": model.info.steps,
+        "seed": cfg.seed,
+        "training_cpu_seconds": cpu_s,
+        "training_seconds": model.info.training_seconds,
+        "parameters_bytes": model.path.stat().st_size,
+        "sha256": model.info.sha256,
+        "changes_from_preset": changes,
+        "config": json.loads(meta["config"]),
+        "quality": quality.to_dict(),
+    }
+    paths = {"json": folder / f"{name}.json", "md": folder / f"{name}.md", "png": folder / f"{name}.png"}
+    paths["json"].write_text(json.dumps(card, indent=2) + "\n")
+    paths["png"].write_bytes(encode_png(sample_grid(model), compress_level=9))
+    paths["md"].write_text(card_markdown(card, quality))
+    return paths
+
+
+def card_markdown(card: dict[str, Any], q: Quality) -> str:
+    """The human-readable card."""
+    o = card["config"]
+    lines = [
+        f"# {card['name']}",
+        "",
+        f"A `{card['recipe']}` generator trained on `{card['dataset']}` at "
+        f"{'×'.join(map(str, card['image_shape'][1:]))} ({card['image_shape'][0]} channel(s)) by ganserve's "
+        f"own training code.",
+        "",
+        f"![samples]({card['name']}.png)",
+        "",
+        "Samples of seed 0 ("
+        + ("one class per row" if q.label_accuracy is not None else "images 0–99")
+        + ").",
+        "",
+        "## Training",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| recipe | `{card['recipe']}` (preset = the paper's settings) |",
+        f"| changes from the preset | `{flags_text(card['changes_from_preset']) or 'none'}` |",
+        f"| objective | {o['objective']['kind']}, gp {o['objective']['gp_weight']}, "
+        f"clip {o['objective']['clip']}, n_critic {o['objective']['n_critic']} |",
+        f"| optimizer | {o['optim']['name']}, lr G {o['optim']['lr_g']}, lr D {o['optim']['lr_d']}, "
+        f"betas ({o['optim']['beta1']}, {o['optim']['beta2']}) |",
+        f"| networks | G width {o['model']['g_width']} ({o['model']['g_norm']} norm), "
+        f"D width {o['model']['d_width']} ({o['model']['d_norm']} norm), latent {o['model']['latent_dim']}, "
+        f"minibatch std {o['model']['minibatch_std']} |",
+        f"| generator steps | {card['steps']} (batch {o['batch_size']}, seed {card['seed']}) |",
+        f"| training time | {card['training_cpu_seconds']:.0f} CPU-seconds (1 torch thread), "
+        f"{card['training_seconds']:.0f} s wall |",
+        f"| ONNX file | {card['parameters_bytes'] / 1e6:.2f} MB |",
+        "",
+        "## Quality",
+        "",
+        f"Measured by `python -m training evaluate models/{card['name']}.onnx` on {q.samples} samples of "
+        f"seed {q.seed}, with the project's evaluator CNN (held-out accuracy {q.evaluator_accuracy:.4f} on "
+        f"real `{q.dataset}`).",
+        "",
+        "| figure | value |",
+        "|---|---|",
+    ]
+    if q.label_accuracy is not None:
+        lines.append(f"| label accuracy | {q.label_accuracy:.4f} |")
+    lines += [
+        f"| classes with ≥ 5% of samples | {q.classes_at_5pct} / {len(q.class_names)} |",
+        f"| KL(samples ‖ real) of the class histogram | {q.kl_to_real:.4f} |",
+        f"| Fréchet distance (evaluator features) | {q.frechet_distance:.3f} |",
+        f"| same, real vs real (two halves) | {q.frechet_real_vs_real:.3f} |",
+        f"| ratio | {q.frechet_ratio:.2f} |",
+        f"| within-class diversity / real | {q.diversity_ratio:.3f} |",
+        "",
+        "| class | " + " | ".join(q.class_names) + " |",
+        "|---|" + "---|" * len(q.class_names),
+        "| samples % | " + " | ".join(f"{100 * h:.1f}" for h in q.class_histogram) + " |",
+        "| diversity | " + " | ".join(f"{d:.2f}" for d in q.diversity_per_class) + " |",
+    ]
+    if q.label_accuracy_per_class is not None:
+        lines.append("| label acc | " + " | ".join(f"{a:.3f}" for a in q.label_accuracy_per_class) + " |")
+    lines += ["", "Targets (issue 6):", ""]
+    for t in q.targets:
+        lines.append(
+            f"- {t['name']} = {t['value']} (target {t['limit']}): {'met' if t['ok'] else '**missed**'}"
+        )
+    return "\n".join(lines) + "\n"
