@@ -246,7 +246,14 @@ def test_api_key_is_sent_as_a_bearer_token_and_kept_for_the_session(ui):
 def test_screenshot(browser, request, tmp_path):
     """The README's picture: every view filled in, on a conditional model when there is one."""
     models = os.environ.get("GANSERVE_UI_MODELS")
-    own = Server(Path(models).resolve()).wait_ready() if models else None
+    # The server's log and BENTOML_HOME go to tmp_path, not next to the models folder (the repository).
+    own = None
+    if models:
+        own = Server(
+            Path(models).resolve(),
+            env={"BENTOML_HOME": str(tmp_path / "bentoml")},
+            log_path=tmp_path / "serve.log",
+        ).wait_ready()
     try:
         ui = Page(browser, own.url if own else request.getfixturevalue("server").url)
         names = ui.page.eval_on_selector_all("#model option", "os => os.map(o => o.value)")
