@@ -55,4 +55,5 @@ EXPOSE 3000
 # Ready means every model is loaded (`/readyz`); the models load in seconds, so allow a minute on slow hosts.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/readyz' % os.getenv('BENTOML_PORT', '3000'), timeout=4)"]
-CMD ["bentoml", "serve", "service.service:GanService"]
+# Keep-alive longer than clients' and load balancers' idle timeouts (README, "Operating it").
+CMD ["bentoml", "serve", "service.service:GanService", "--timeout-keep-alive", "75"]

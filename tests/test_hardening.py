@@ -153,3 +153,17 @@ def test_container_runs_as_non_root():
     assert users, "the Dockerfile never sets USER: the container would run as root"
     user = users[-1].split(":")[0]
     assert user not in {"root", "0"}, f"the final USER is {users[-1]}"
+
+
+def test_every_way_of_starting_the_server_sets_the_keep_alive():
+    """uvicorn's default keep-alive (5 s) equals httpx's idle expiry: under load, clients then reuse
+    connections the server is closing and requests fail (README, "Operating it")."""
+    starts = {
+        "Makefile": (ROOT / "Makefile").read_text(),
+        "tests/conftest.py": (ROOT / "tests" / "conftest.py").read_text(),
+        "benchmarks/load.py": (ROOT / "benchmarks" / "load.py").read_text(),
+    }
+    if (ROOT / "Dockerfile").exists():
+        starts["Dockerfile"] = (ROOT / "Dockerfile").read_text()
+    for name, text in starts.items():
+        assert "--timeout-keep-alive" in text and re.search(r"\b75\b", text), name
