@@ -93,37 +93,58 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class ServeProcess:
-    """``bentoml serve`` of this repository on 127.0.0.1 with extra environment; stopped with SIGTERM."""
+# Server keep-alive, as `make serve` sets it. uvicorn's default (5 s) equals httpx's idle expiry: a client
+# starved of CPU reuses a connection the server is closing, and the request fails (seen at 300 clients on
+# 2 cores). A server keep-alive longer than any client's lets the client close first.
+KEEP_ALIVE_S = 75
 
-    def __init__(self, models_dir: Path, env: dict[str, str], log_path: Path):
+
+class ServeProcess:
+    """A real ``bentoml serve`` of this repository on a free 127.0.0.1 port, in its own process group.
+
+    The one launcher of the tests and the benchmarks; ``stop()`` sends SIGTERM to the group.
+    """
+
+    def __init__(self, models_dir: Path, env: dict[str, str] | None = None, log_path: Path | None = None):
+        models_dir = Path(models_dir).resolve()
         self.port = free_port()
         self.host, self.url = "127.0.0.1", f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 (closed in stop())
+        self.log_path = Path(log_path or models_dir.parent / f"serve-{self.port}.log")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop())
         bentoml = Path(sys.executable).with_name("bentoml")
         self.proc = subprocess.Popen(
-            [str(bentoml), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [
+                str(bentoml),
+                "serve",
+                "--host",
+                self.host,
+                "--port",
+                str(self.port),
+                "--timeout-keep-alive",
+                str(KEEP_ALIVE_S),
+            ],  # fmt: skip
             cwd=ROOT,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            # Own BENTOML_HOME: a starting `bentoml serve` wipes the Prometheus folder of its home.
+            # Own BENTOML_HOME: every `bentoml serve` wipes $BENTOML_HOME/prometheus_multiproc_dir at start,
+            # so servers sharing one would reset each other's metrics.
             env={
                 **os.environ,
-                "BENTOML_HOME": str(log_path.parent / f"bentoml-home-{self.port}"),
+                "BENTOML_HOME": str(self.log_path.parent / f"bentoml-home-{self.port}"),
                 "GANSERVE_MODELS_DIR": str(models_dir),
-                **env,
+                **(env or {}),
             },
             start_new_session=True,
         )
 
     def wait_ready(self, timeout: float = 120) -> ServeProcess:
+        """Wait for ``/readyz``; raise RuntimeError with the server's log if it exits or never gets ready."""
         import httpx
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise SystemExit(f"bentoml serve exited {self.proc.returncode}; log: {self.log_path}")
+                raise RuntimeError(f"bentoml serve exited {self.proc.returncode}:\n{self.log()}")
             try:
                 if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
                     return self
@@ -131,7 +152,12 @@ class ServeProcess:
                 pass
             time.sleep(0.3)
         self.stop()
-        raise SystemExit(f"bentoml serve not ready after {timeout}s; log: {self.log_path}")
+        raise RuntimeError(f"bentoml serve not ready after {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
 
     def cpu_seconds(self) -> float:
         """User + system CPU of the server's whole process tree so far."""
@@ -151,15 +177,17 @@ class ServeProcess:
                 pass
         return total
 
-    def stop(self) -> None:
+    def stop(self) -> int:
+        """SIGTERM to the process group (in-flight requests finish), SIGKILL after 60 s; the exit code."""
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(30)
+                self.proc.wait(60)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self._log.close()
+        return self.proc.returncode
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]], title: str | None = None) -> None:

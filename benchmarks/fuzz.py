@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.load import start_server  # noqa: E402
+from benchmarks.common import ServeProcess  # noqa: E402
 
 CHECKS = (
     "not_a_server_error",
@@ -81,7 +81,7 @@ def main() -> int:
         env = {"GANSERVE_MAX_COUNT": str(args.max_count)}
         if args.api_key:
             env["GANSERVE_API_KEY"] = args.api_key
-        server = start_server(args.models, env)
+        server = ServeProcess(args.models, env).wait_ready()
         url = server.url
     try:
         report, output = run_fuzz(url, args.max_examples, seed, args.api_key)

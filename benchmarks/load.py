@@ -17,12 +17,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import random
 import re
-import signal
-import socket
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -32,65 +28,10 @@ import httpx
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
-# Server keep-alive, as `make serve` sets it. uvicorn's default (5 s) equals httpx's idle expiry: a client
-# starved of CPU for 5 s then reuses a connection the server is closing, and the request fails (seen here
-# at 300 clients on 2 cores). A server keep-alive longer than the client's lets the client close first.
-KEEP_ALIVE_S = 75
+if str(ROOT) not in sys.path:  # run as a script: python benchmarks/load.py
+    sys.path.insert(0, str(ROOT))
 
-
-@dataclass
-class Served:
-    """A ``bentoml serve`` of this repository on a free 127.0.0.1 port, in its own process group."""
-
-    proc: subprocess.Popen
-    url: str
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-        return self.proc.wait()
-
-
-def start_server(
-    models_dir: Path, env: dict[str, str] | None = None, args: list[str] | None = None, timeout: float = 120
-) -> Served:
-    """Start ``bentoml serve [args]`` on ``models_dir`` and wait for ``/readyz``."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [
-        str(Path(sys.executable).with_name("bentoml")),
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    proc = subprocess.Popen(
-        [*cmd, "--timeout-keep-alive", str(KEEP_ALIVE_S), *(args or [])],
-        cwd=ROOT,
-        env={**os.environ, "GANSERVE_MODELS_DIR": str(Path(models_dir).resolve()), **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    served = Served(proc, f"http://127.0.0.1:{port}")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"bentoml serve exited {proc.returncode} (run it by hand to see why)")
-        try:
-            if httpx.get(served.url + "/readyz", timeout=2).status_code == 200:
-                return served
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    served.stop()
-    raise RuntimeError(f"bentoml serve not ready after {timeout} s")
+from benchmarks.common import ServeProcess  # noqa: E402
 
 
 def tree_rss(pid: int) -> int:
@@ -223,7 +164,7 @@ def main() -> int:
     server = None
     if args.url is None:
         env = {"GANSERVE_API_KEY": args.api_key} if args.api_key else {}
-        server = start_server(args.models, env)
+        server = ServeProcess(args.models, env).wait_ready()
         url, pid = server.url, server.proc.pid
     else:
         url, pid = args.url, args.pid

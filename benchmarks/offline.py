@@ -5,15 +5,20 @@
 For each model: *raw* is ``session.run`` on precomputed inputs, the best of an ORT session with one
 intra-op thread and one with all cores (no noise, no uint8, no files); *npz* and *png* are whole
 ``python -m service generate`` jobs run in-process (run_job with the CLI's defaults) into a fresh folder,
-timed from the first unit to the final manifest (png includes starting its worker processes). Each figure
-is the best of ``--repeat`` interleaved rounds, because on a shared machine other load only slows a run.
-*png encode* is Pillow's PNG encoding (service.imaging.encode_png) of one model image on one core: the
-ceiling png can reach is about that × cores.
+timed from the first unit to the final manifest (png includes starting its worker processes).
+
+Two figures per run: images/s of wall time, and CPU time per image (user + system over all threads, plus
+the png worker processes' time on units, as run_job reports it). On a shared machine other load slows the
+wall clock far more than it changes what an image costs, so the ratios are taken on CPU time (offline/raw =
+raw CPU per image ÷ offline CPU per image); each figure is the best of ``--repeat`` interleaved rounds.
+*encode* is the CPU per image of Pillow's PNG encoding alone (service.imaging.encode_png on one model
+image): the floor png's cost can approach; the rest of png's cost is creating one file per image.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import sys
 import tempfile
@@ -30,21 +35,28 @@ from service.registry import GeneratorModel  # noqa: E402
 from service.sampling import image_indices, inputs_for  # noqa: E402
 
 
-def raw_rate(path: Path, count: int, batch_size: int, threads: int) -> float:
-    """Images/s of the bare session on one precomputed batch, called count / batch_size times."""
+def cpu_seconds() -> float:
+    """CPU time of this process, all threads."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime
+
+
+def raw_rate(path: Path, count: int, batch_size: int, threads: int) -> tuple[float, float]:
+    """(images/s, CPU s per image) of the bare session on one precomputed batch, count / batch_size calls."""
     model = GeneratorModel(path, intra_threads=threads)
     info = model.info
     z, labels, _ = inputs_for(0, image_indices(0, batch_size), info.latent_dim, info.num_classes, None)
     model.run(z, labels)  # warm-up
     calls = max(1, count // batch_size)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     for _ in range(calls):
         model.run(z, labels)
-    return calls * batch_size / (time.perf_counter() - start)
+    n = calls * batch_size
+    return n / (time.perf_counter() - start), (cpu_seconds() - cpu) / n
 
 
-def job_rate(path: Path, fmt: str, count: int, batch_size: int, tmp: Path) -> float:
-    """Images/s of one whole offline job with the CLI's defaults, written under ``tmp``."""
+def job_rate(path: Path, fmt: str, count: int, batch_size: int, tmp: Path) -> tuple[float, float]:
+    """(images/s, CPU s per image) of one whole offline job with the CLI's defaults, written under ``tmp``."""
     opts = default_options(fmt, batch_size, progress=False)
     model = GeneratorModel(path, intra_threads=opts.threads)
     job = make_job(model, seed=1, count=count, fmt=fmt)
@@ -53,17 +65,17 @@ def job_rate(path: Path, fmt: str, count: int, batch_size: int, tmp: Path) -> fl
         summary = run_job(model, job, out, 0, opts)
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    return summary["generated"] / summary["seconds"]
+    return summary["generated"] / summary["seconds"], summary["cpu_seconds"] / summary["generated"]
 
 
-def encode_rate(path: Path, seconds: float = 1.0) -> float:
-    """PNG encodings per second of one model image, on one core."""
+def encode_cost(path: Path, seconds: float = 1.0) -> float:
+    """CPU s per PNG encoding of one model image."""
     image = GeneratorModel(path, intra_threads=1).generate(0, image_indices(0, 1), None)[0][0]
-    n, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
+    n, start = 0, cpu_seconds()
+    while cpu_seconds() - start < seconds:
         encode_png(image)
         n += 1
-    return n / (time.perf_counter() - start)
+    return (cpu_seconds() - start) / n
 
 
 def main() -> int:
@@ -87,27 +99,32 @@ def main() -> int:
         print(f"error: no models to measure in {args.models_dir}", file=sys.stderr)
         return 2
     cores = available_cores()
-    print(f"{cores} cores, batch {args.batch_size}, {args.count} images, best of {args.repeat}; images/s")
-    header = ("model", "shape", "raw", "npz", "npz/raw", "png", "png/raw", "png encode ×1 core")
+    print(f"{cores} cores, batch {args.batch_size}, {args.count} images, best of {args.repeat} rounds")
+    header = (
+        "model", "shape", "raw img/s", "npz img/s", "png img/s",
+        "raw µs CPU/img", "npz µs CPU/img", "png µs CPU/img", "encode µs CPU/img", "npz/raw", "png/raw",
+    )  # fmt: skip
     rows = [header]
     for path in paths:
-        best = {"raw": 0.0, "npz": 0.0, "png": 0.0}
+        rate = {"raw": 0.0, "npz": 0.0, "png": 0.0}
+        cost = {"raw": float("inf"), "npz": float("inf"), "png": float("inf")}
         for _ in range(args.repeat):
-            raw = max(raw_rate(path, args.count, args.batch_size, t) for t in sorted({1, cores}))
-            best["raw"] = max(best["raw"], raw)
+            runs = {f"raw{t}": raw_rate(path, args.count, args.batch_size, t) for t in sorted({1, cores})}
             for fmt in ("npz", "png"):
-                best[fmt] = max(best[fmt], job_rate(path, fmt, args.count, args.batch_size, args.tmp_dir))
+                runs[fmt] = job_rate(path, fmt, args.count, args.batch_size, args.tmp_dir)
+            for name, (r, c) in runs.items():
+                key = name[:3]
+                rate[key], cost[key] = max(rate[key], r), min(cost[key], c)
         shape = "×".join(str(d) for d in GeneratorModel(path, intra_threads=1).info.image_shape)
         rows.append(
             (
                 path.stem,
                 shape,
-                f"{best['raw']:.0f}",
-                f"{best['npz']:.0f}",
-                f"{best['npz'] / best['raw']:.2f}",
-                f"{best['png']:.0f}",
-                f"{best['png'] / best['raw']:.2f}",
-                f"{encode_rate(path):.0f}",
+                *(f"{rate[k]:.0f}" for k in ("raw", "npz", "png")),
+                *(f"{cost[k] * 1e6:.0f}" for k in ("raw", "npz", "png")),
+                f"{encode_cost(path) * 1e6:.0f}",
+                f"{cost['raw'] / cost['npz']:.2f}",
+                f"{cost['raw'] / cost['png']:.2f}",
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]

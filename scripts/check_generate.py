@@ -124,6 +124,18 @@ def check_models(url: str, expected: set[str]) -> None:
     print("models: " + ", ".join(f"{name} on {provider}" for name, provider in sorted(served.items())))
 
 
+def check_get(url: str, path: str) -> None:
+    """``GET path`` answers 200 with a body (e.g. the demo page's static files are in the image)."""
+    try:
+        with urllib.request.urlopen(f"{url}{path}", timeout=30) as response:
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, b""
+    if status != 200 or not body:
+        raise CheckError(f"GET {path} answered {status} with {len(body)} bytes")
+    print(f"GET {path}: {len(body)} bytes")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True, help="base URL, e.g. http://127.0.0.1:3000")
@@ -131,12 +143,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-count", type=int, required=True, help="the server's GANSERVE_MAX_COUNT")
     parser.add_argument("--ready-timeout", type=float, default=120)
     parser.add_argument("--expect-models", default="", help="comma-separated names POST /models must list")
+    parser.add_argument("--get", action="append", default=[], help="a path GET must answer 200 (repeatable)")
     args = parser.parse_args(argv)
     url = args.url.rstrip("/")
     try:
         print(f"ready after {wait_ready(url, args.ready_timeout):.1f} s")
         if args.expect_models:
             check_models(url, set(args.expect_models.split(",")))
+        for path in args.get:
+            check_get(url, path)
         started = time.monotonic()
         first = generate(url, args.model, 4, seed=1)
         print(f"POST /generate: 4 valid PNGs in {time.monotonic() - started:.2f} s")

@@ -141,7 +141,7 @@ run_and_check() {
   local shipped
   shipped=$(find models -maxdepth 1 -name '*.onnx' -printf '%f\n' | sed 's/\.onnx$//' | sort | paste -sd,)
   if ! python3 scripts/check_generate.py --url "http://127.0.0.1:$port" --model "$model" --max-count $max_count \
-    --expect-models "$shipped"; then
+    --expect-models "$shipped" --get /ui/ --get /docs.json; then
     podman logs --tail 40 "$CONTAINER" >&2 || true
     die "the request check failed (container logs above)"
   fi

@@ -86,6 +86,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     except (OfflineError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"interrupted: rerun the same command to resume the job in {args.out}", file=sys.stderr)
+        return 130
     rate = summary["generated"] / summary["seconds"] if summary["seconds"] > 0 else 0.0
     print(json.dumps({**summary, "images_per_s": round(rate, 1), "out": str(args.out)}))
     return 0

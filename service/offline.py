@@ -19,6 +19,7 @@ import io
 import json
 import multiprocessing as mp
 import os
+import resource
 import time
 import zipfile
 from collections import deque
@@ -504,17 +505,20 @@ def record_of_finished(job: Job, unit: Unit, out: Path) -> UnitRecord | None:
 _worker: dict = {}
 
 
-def _die_with_parent() -> None:
-    """Linux: a worker gets SIGKILL when the main process dies, so no orphan writes after a kill -9."""
+def _die_with_parent(parent_pid: int) -> None:
+    """Linux: a worker gets SIGKILL as soon as the main process dies, so that no orphan goes on writing
+    after a kill -9 (a rerun would then race it); exit at once if the main process died before this."""
     with contextlib.suppress(Exception):
         import ctypes
         import signal
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:
+        os._exit(1)
 
 
-def _init_worker(model_path: str, sha256: str, threads: int, counter) -> None:
-    _die_with_parent()
+def _init_worker(model_path: str, sha256: str, threads: int, counter, parent_pid: int) -> None:
+    _die_with_parent(parent_pid)
     import onnxruntime as ort
 
     ort.set_default_logger_severity(4)  # the failed CUDA-provider probe on CPU machines is not news
@@ -530,8 +534,17 @@ def _count(n: int) -> None:
         counter.value += n
 
 
-def _run_unit(job: Job, unit: Unit, out: str, opts: Options) -> UnitRecord:
-    return WRITERS[job.format](_worker["model"], job, unit, Path(out), opts, _count)
+def _run_unit(job: Job, unit: Unit, out: str, opts: Options) -> tuple[UnitRecord, float]:
+    """In a worker: write one unit; return its record and the CPU seconds it took (for the summary)."""
+    cpu = _cpu_seconds()
+    record = WRITERS[job.format](_worker["model"], job, unit, Path(out), opts, _count)
+    return record, _cpu_seconds() - cpu
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU of this process, all threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 # ---------------------------------------------------------------- the job
@@ -551,7 +564,8 @@ def run_job(
 ) -> dict:
     """Write worker ``shard_index``'s part of ``job`` into ``out``, resuming whatever is there.
 
-    Returns a summary: images this run generated, images skipped as already done, seconds.
+    Returns a summary: images this run generated, images skipped as already done, wall seconds, and CPU
+    seconds (this process plus its workers' time on units).
     """
     opts = options or default_options(job.format)
     if model.info.sha256 != job.model_sha256:
@@ -571,18 +585,25 @@ def run_job(
             pending.append(unit)
     total = sum(u.count for u in units)
     skipped = sum(r.count for r in records)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_seconds()
+    worker_cpu = [0.0]
     last_manifest = started
     write_manifest(out, job, shard_index, records, complete=not pending)
     with _progress_bar(total, skipped, opts.progress) as bar:
-        for record in _execute(model, job, pending, out, opts, bar):
+        for record in _execute(model, job, pending, out, opts, bar, worker_cpu):
             records.append(record)
             if time.perf_counter() - last_manifest >= opts.manifest_every_s:
                 write_manifest(out, job, shard_index, records, complete=False)
                 last_manifest = time.perf_counter()
     write_manifest(out, job, shard_index, records, complete=True)
-    seconds = time.perf_counter() - started
-    return {"generated": total - skipped, "skipped": skipped, "seconds": seconds, "units": len(units)}
+    seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu + worker_cpu[0]
+    return {
+        "generated": total - skipped,
+        "skipped": skipped,
+        "units": len(units),
+        "seconds": round(seconds, 3),
+        "cpu_seconds": round(cpu, 3),
+    }
 
 
 def _clean_npz_tmp(job: Job, unit: Unit, out: Path) -> None:
@@ -591,21 +612,32 @@ def _clean_npz_tmp(job: Job, unit: Unit, out: Path) -> None:
             _tmp(out / unit_path(job, unit)).unlink()
 
 
-def _execute(model: GeneratorModel, job: Job, pending: list[Unit], out: Path, opts: Options, bar):
-    """Yield each pending unit's record as it is finished, in order; in-process or over worker processes."""
+def _execute(
+    model: GeneratorModel,
+    job: Job,
+    pending: list[Unit],
+    out: Path,
+    opts: Options,
+    bar,
+    worker_cpu: list[float],
+):
+    """Yield each pending unit's record as it is finished, in order; in-process or over worker processes
+    (whose CPU seconds are added to ``worker_cpu[0]``)."""
     writer = WRITERS[job.format]
     if opts.workers == 1 or len(pending) <= 1:
         for unit in pending:
             yield writer(model, job, unit, out, opts, bar.update)
         return
-    ctx = mp.get_context("spawn")  # never fork a process whose ONNX Runtime threads are running
+    # spawn: never fork a process whose ONNX Runtime threads may be running; and the workers must be this
+    # process's own children so that they die with it (a forkserver would keep them alive after a kill -9).
+    ctx = mp.get_context("spawn")
     counter = ctx.Value("q", 0)
     seen = 0
     with ProcessPoolExecutor(
         max_workers=min(opts.workers, len(pending)),
         mp_context=ctx,
         initializer=_init_worker,
-        initargs=(str(model.path), job.model_sha256, opts.threads, counter),
+        initargs=(str(model.path), job.model_sha256, opts.threads, counter, os.getpid()),
     ) as pool:
         queue: deque[Future] = deque()
         todo = iter(pending)
@@ -620,7 +652,9 @@ def _execute(model: GeneratorModel, job: Job, pending: list[Unit], out: Path, op
                     wait_futures([queue[0]], timeout=0.5)
                     seen = _tick(bar, counter, seen)
                 seen = _tick(bar, counter, seen)
-                yield queue.popleft().result()
+                record, cpu = queue.popleft().result()
+                worker_cpu[0] += cpu
+                yield record
         finally:
             for f in queue:
                 f.cancel()

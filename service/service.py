@@ -24,7 +24,7 @@ from service.accel import CUDA, buckets, padded_run
 from service.batching import Batcher
 from service.imaging import encode_png, tile, to_uint8
 from service.openapi import OpenApiMiddleware
-from service.registry import GeneratorModel, ModelLoadError, check_models, load_models
+from service.registry import GeneratorModel, ModelInfo, ModelLoadError, check_models, load_models
 from service.sampling import MAX_SEED, LabelError, image_indices, inputs_for, resolve_label
 from service.settings import Settings
 from service.timing import StageTimer
@@ -163,8 +163,7 @@ class GanService:
         req = GenerateRequest.model_construct(**params)
         model = self.models.get(req.model)
         if model is None:
-            known = ", ".join(sorted(self.models))
-            return error(404, f"model: unknown model {req.model!r}; available: {known}", "model", request_id)
+            return self._unknown_model(req.model, request_id)
         info = model.info
         try:
             label = resolve_label(req.label, info.num_classes, info.class_names)
@@ -174,11 +173,9 @@ class GanService:
         indices = image_indices(req.start, req.count)
         z, rows, classes = inputs_for(seed, indices, info.latent_dim, info.num_classes, label)
         timer.mark("noise")
-        try:
-            images = await self.batchers[req.model].submit(z, rows)
-        except Exception:
-            log.exception("request %s: model %s failed", request_id, req.model)
-            return error(500, "model run failed; see the server log for this request id", None, request_id)
+        images = await self._run(req.model, z, rows, request_id)
+        if isinstance(images, Response):
+            return images
         timer.mark("model")  # queue wait + the (merged) model run + conversion to uint8
         headers = {"X-Request-ID": request_id, "X-Seed": str(seed), "X-Model": req.model}
         if req.format == "npy":
@@ -189,15 +186,11 @@ class GanService:
         if req.format == "grid":
             png = await _encode_off_loop(lambda: encode_png(tile(images)), len(images))
             return _timed(Response(png, media_type="image/png", headers=headers), timer)
-        pngs = await _encode_off_loop(lambda: [encode_png(img) for img in images], len(images))
         body = {
             "model": req.model,
             "seed": seed,
             "indices": list(range(req.start, req.start + req.count)),
-            "labels": None if classes is None else classes.tolist(),
-            "label_names": None if classes is None else [info.class_names[c] for c in classes],
-            "image_shape": [info.image_shape[1], info.image_shape[2], info.image_shape[0]],
-            "images": [base64.b64encode(p).decode("ascii") for p in pngs],
+            **await _images_json(images, classes, info),
         }
         return _timed(JSONResponse(body, headers=headers), timer)
 
@@ -211,8 +204,7 @@ class GanService:
         req = WalkRequest.model_construct(**params)
         model = self.models.get(req.model)
         if model is None:
-            known = ", ".join(sorted(self.models))
-            return error(404, f"model: unknown model {req.model!r}; available: {known}", "model", request_id)
+            return self._unknown_model(req.model, request_id)
         info = model.info
         labels = {}
         for name in ("label_a", "label_b"):
@@ -223,29 +215,36 @@ class GanService:
         inputs = walk_inputs(
             req.seed_a, req.seed_b, req.steps, info.latent_dim, info.num_classes, **labels, index=req.index
         )
-        try:
-            images = await self.batchers[req.model].submit(inputs.z, inputs.label)
-        except Exception:
-            log.exception("request %s: model %s failed", request_id, req.model)
-            return error(500, "model run failed; see the server log for this request id", None, request_id)
+        images = await self._run(req.model, inputs.z, inputs.label, request_id)
+        if isinstance(images, Response):
+            return images
         headers = {"X-Request-ID": request_id, "X-Model": req.model}
         if req.format == "grid":
             png = await _encode_off_loop(lambda: encode_png(tile(images, columns=len(images))), len(images))
             return Response(png, media_type="image/png", headers=headers)
-        pngs = await _encode_off_loop(lambda: [encode_png(img) for img in images], len(images))
-        classes = inputs.classes
         body = {
             "model": req.model,
             "seed_a": req.seed_a,
             "seed_b": req.seed_b,
             "index": req.index,
             "t": inputs.t.tolist(),
-            "labels": None if classes is None else classes.tolist(),
-            "label_names": None if classes is None else [info.class_names[c] for c in classes],
-            "image_shape": [info.image_shape[1], info.image_shape[2], info.image_shape[0]],
-            "images": [base64.b64encode(p).decode("ascii") for p in pngs],
+            **await _images_json(images, inputs.classes, info),
         }
         return JSONResponse(body, headers=headers)
+
+    def _unknown_model(self, name: str, request_id: str) -> JSONResponse:
+        known = ", ".join(sorted(self.models))
+        return error(404, f"model: unknown model {name!r}; available: {known}", "model", request_id)
+
+    async def _run(
+        self, name: str, z: np.ndarray, label: np.ndarray | None, request_id: str
+    ) -> np.ndarray | JSONResponse:
+        """The uint8 images for these inputs (merged with other requests), or a 500 naming the request."""
+        try:
+            return await self.batchers[name].submit(z, label)
+        except Exception:
+            log.exception("request %s: model %s failed", request_id, name)
+            return error(500, "model run failed; see the server log for this request id", None, request_id)
 
     @bentoml.api(route="/models", input_spec=ModelsRequest)
     async def list_models(self) -> dict[str, Any]:
@@ -274,6 +273,17 @@ def _timed(response: Response, timer: StageTimer) -> Response:
     timer.mark("encode")
     response.headers["Server-Timing"] = timer.header()
     return response
+
+
+async def _images_json(images: np.ndarray, classes: np.ndarray | None, info: ModelInfo) -> dict[str, Any]:
+    """The per-image part of a JSON answer: labels, their names, the image shape and base64 PNGs."""
+    pngs = await _encode_off_loop(lambda: [encode_png(img) for img in images], len(images))
+    return {
+        "labels": None if classes is None else classes.tolist(),
+        "label_names": None if classes is None else [info.class_names[c] for c in classes],
+        "image_shape": [info.image_shape[1], info.image_shape[2], info.image_shape[0]],
+        "images": [base64.b64encode(p).decode("ascii") for p in pngs],
+    }
 
 
 async def _encode_off_loop(work, count: int):

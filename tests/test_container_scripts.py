@@ -77,7 +77,9 @@ def test_png_check_decodes_the_services_pngs_and_rejects_damage():
 
 def test_request_checker_passes_a_real_server_and_fails_a_wrong_limit(server):
     args = ["--url", server.url, "--model", "tiny-dcgan", "--ready-timeout", "10"]
-    assert checker.main([*args, "--max-count", "64", "--expect-models", "tiny-cgan,tiny-dcgan"]) == 0
+    models = ["--expect-models", "tiny-cgan,tiny-dcgan"]
+    assert checker.main([*args, "--max-count", "64", *models, "--get", "/ui/", "--get", "/docs.json"]) == 0
+    assert checker.main([*args, "--max-count", "64", "--get", "/no-such-page"]) == 1
     # The server allows 64: a checker told 32 sees count 33 accepted and must fail.
     assert checker.main([*args, "--max-count", "32"]) == 1
     assert checker.main([*args, "--max-count", "64", "--expect-models", "tiny-dcgan"]) == 1

@@ -160,8 +160,7 @@ def test_every_way_of_starting_the_server_sets_the_keep_alive():
     connections the server is closing and requests fail (README, "Operating it")."""
     starts = {
         "Makefile": (ROOT / "Makefile").read_text(),
-        "tests/conftest.py": (ROOT / "tests" / "conftest.py").read_text(),
-        "benchmarks/load.py": (ROOT / "benchmarks" / "load.py").read_text(),
+        "benchmarks/common.py (tests and benchmarks)": (ROOT / "benchmarks" / "common.py").read_text(),
     }
     if (ROOT / "Dockerfile").exists():
         starts["Dockerfile"] = (ROOT / "Dockerfile").read_text()

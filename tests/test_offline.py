@@ -3,6 +3,7 @@ refused mixed jobs, bounded memory. Every test runs the real CLI on models expor
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -174,12 +175,35 @@ def kill_when(cmd: list[str], ready, out: Path, timeout: float = 60.0) -> None:
             assert time.monotonic() < deadline, "nothing written in time"
             time.sleep(0.005)
         assert proc.poll() is None, "finished before it could be killed"
+        children = descendants(proc.pid)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.kill()
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert not json.loads((out / "manifest.json").read_text())["complete"]
+    # Worker processes die with it: an orphan still writing would race the rerun.
+    deadline = time.monotonic() + 10
+    while (alive := [pid for pid in children if running(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive, f"processes outlived the killed job: {alive}"
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux /proc)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                found += [int(child), *descendants(int(child))]
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def count_files(pattern: str, at_least: int):

@@ -178,3 +178,23 @@ def test_bad_model_file_stops_start_up(tmp_path):
     log = srv.log()
     srv.stop()
     assert code != 0 and "broken.onnx" in log and "not a loadable ONNX model" in log
+
+
+@pytest.mark.parametrize("fmt, label", [("npz", None), ("png", "7")])
+def test_offline_generation_equals_http_generate(server, models_dir, tmp_path, fmt, label):
+    """Image i written by `python -m service generate` has the pixels of image i of POST /generate."""
+    from tests.conftest import run_cli
+
+    out = tmp_path / "out"
+    args = ["service", "generate", "--models-dir", str(models_dir), "--model", "tiny-cgan", "--count", "40",
+            "--seed", "21", "--start", "3", "--out", str(out), "--format", fmt, "--no-progress"]  # fmt: skip
+    run_cli(*args, *([] if label is None else ["--label", label]))
+    body = {"model": "tiny-cgan", "count": 40, "seed": 21, "start": 3}
+    want = npy(server, **body, **({} if label is None else {"label": int(label)}))
+    if fmt == "npz":
+        shards = sorted(out.rglob("*.npz"))
+        got = np.concatenate([np.load(p)["images"] for p in shards])
+    else:
+        files = sorted(out.rglob("*.png"), key=lambda p: int(p.stem))
+        got = np.stack([np.asarray(Image.open(p)).reshape(16, 16, 1) for p in files])
+    assert got.shape == want.shape and np.array_equal(got, want)

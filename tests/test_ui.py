@@ -57,7 +57,7 @@ def browser():
 class Page:
     """A fresh browser context (empty sessionStorage) on the demo page, recording script errors."""
 
-    def __init__(self, browser, url: str):
+    def __init__(self, browser, url: str, models_expected: bool = True):
         self.context = browser.new_context(viewport={"width": 1200, "height": 900})
         self.context.set_default_timeout(TIMEOUT_MS)
         self.page = self.context.new_page()
@@ -65,14 +65,14 @@ class Page:
         self.page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
         self.page.on("console", lambda m: m.type == "error" and self.errors.append(f"console: {m.text}"))
         self.url = url
-        self.open()
+        self.open(models_expected)
 
-    def open(self) -> None:
+    def open(self, models_expected: bool = True) -> None:
         self.page.goto(self.url + "/ui/")
-        # Loaded once the model list has arrived from POST /models.
-        self.page.wait_for_function(
-            "document.querySelectorAll('#model option[value]:not([value=\"\"])').length"
-        )
+        if models_expected:  # the model list has arrived from POST /models
+            self.page.wait_for_function(
+                "() => document.querySelectorAll('#model option:not([value=\"\"])').length"
+            )
         self.wait_idle()
 
     def wait_idle(self) -> None:
@@ -246,7 +246,14 @@ def test_api_key_is_sent_as_a_bearer_token_and_kept_for_the_session(ui):
 def test_screenshot(browser, request, tmp_path):
     """The README's picture: every view filled in, on a conditional model when there is one."""
     models = os.environ.get("GANSERVE_UI_MODELS")
-    own = Server(Path(models).resolve()).wait_ready() if models else None
+    # The server's log and BENTOML_HOME go to tmp_path, not next to the models folder (the repository).
+    own = None
+    if models:
+        own = Server(
+            Path(models).resolve(),
+            env={"BENTOML_HOME": str(tmp_path / "bentoml")},
+            log_path=tmp_path / "serve.log",
+        ).wait_ready()
     try:
         ui = Page(browser, own.url if own else request.getfixturevalue("server").url)
         names = ui.page.eval_on_selector_all("#model option", "os => os.map(o => o.value)")
@@ -272,3 +279,32 @@ def test_screenshot(browser, request, tmp_path):
     finally:
         if own:
             own.stop()
+
+
+def test_page_on_a_server_with_an_api_key(browser, models_dir):
+    """The page loads without the key; its API calls work only once the right key is typed."""
+    srv = Server(models_dir, env={"GANSERVE_API_KEY": "ui-test-key"}).wait_ready()
+    try:
+        assert httpx.post(srv.url + "/models", json={}).status_code == 401  # the API is closed…
+        ui = Page(browser, srv.url, models_expected=False)  # …the page is not
+        assert ui.page.inner_text("h1") == "ganserve demo"
+        assert "wants a valid API key" in ui.status()
+        assert ui.page.get_attribute("#status", "class") == "error"
+        ui.page.fill("#api-key", "wrong")
+        ui.page.press("#api-key", "Enter")
+        ui.wait_idle()
+        assert "wants a valid API key" in ui.status()
+        ui.page.fill("#api-key", "ui-test-key")
+        ui.page.press("#api-key", "Enter")
+        ui.page.wait_for_function("() => document.querySelectorAll('#model option:not([value=\"\"])').length")
+        ui.page.fill("#count", "3")
+        ui.click("#generate")
+        assert len(ui.srcs("#grid img")) == 3
+        ui.click("#walk")
+        assert len(ui.srcs("#walk-frames img")) == 10
+        ui.open()  # a reload keeps the key for this tab: the models load at once
+        assert ui.page.input_value("#api-key") == "ui-test-key"
+        ui.context.close()
+        assert all("status of 401" in e for e in ui.errors), ui.errors  # only the refused calls
+    finally:
+        srv.stop()
