@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 
-def row(card: dict, folder: str) -> str:
+def row(card: dict) -> str:
     q = card["quality"]
     label = f"{q['label_accuracy']:.4f}" if q.get("label_accuracy") is not None else "–"
     flags = " ".join(f"{k} {v}" if v is not True else k for k, v in card["changes_from_preset"].items())
@@ -23,7 +23,7 @@ def row(card: dict, folder: str) -> str:
         f"| `{card['name']}` | `{card['recipe']}` | `{flags or 'preset'}` | {card['steps']} | "
         f"{card['training_cpu_seconds']:.0f} | {label} | {q['classes_at_5pct']}/{len(q['class_names'])} | "
         f"{q['kl_to_real']:.4f} | {q['frechet_distance']:.2f} ({q['frechet_real_vs_real']:.2f}) | "
-        f"{q['frechet_ratio']:.2f} | {q['diversity_ratio']:.2f} | {met} | ![]({folder}/{card['name']}.png) |"
+        f"{q['frechet_ratio']:.2f} | {q['diversity_ratio']:.2f} | {met} |"
     )
 
 
@@ -33,12 +33,12 @@ def main(paths: list[str]) -> int:
         return 2
     print(
         "| model | recipe | changes from the paper preset | steps | CPU-s | label acc | classes ≥ 5% | KL | "
-        "Fréchet (real vs real) | ratio | diversity | targets | samples |"
+        "Fréchet (real vs real) | ratio | diversity | targets |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for path in paths:
         card = json.loads(Path(path).read_text())
-        print(row(card, Path(path).parent.as_posix()))
+        print(row(card))
     return 0
 
 
