@@ -10,8 +10,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from service.registry import REQUIRED_METADATA
 from tests.conftest import run_cli
-from training.export import REQUIRED_METADATA, ExportError, check_parity, load_generator
+from training.export import ExportError, check_parity, load_generator
 
 
 @pytest.mark.parametrize("recipe", ["dcgan", "wgan", "wgan-gp", "cgan"])

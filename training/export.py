@@ -2,7 +2,7 @@
 
 Contract: inputs ``z`` float32 [N, latent_dim] and, for conditional models, ``label`` float32
 [N, num_classes] (one-hot rows; soft mixtures allowed); output ``image`` float32 [N, C, H, W] in [-1, 1];
-N dynamic; metadata_props as listed in ``REQUIRED_METADATA``.
+N dynamic; metadata_props with at least ``service.registry.REQUIRED_METADATA`` (the keys the service checks).
 """
 
 from __future__ import annotations
@@ -26,10 +26,6 @@ from training.trainer import CHECKPOINT, CONFIG, RunState
 PARITY_BATCHES = (1, 7, 64)
 PARITY_TOLERANCE = 1e-4
 OPSET = 18
-REQUIRED_METADATA = (
-    "recipe", "objective", "conditional", "latent_dim", "num_classes", "class_names",
-    "image_shape", "dataset", "steps", "seed", "training_seconds", "version",
-)  # fmt: skip
 
 
 class ExportError(RuntimeError):
