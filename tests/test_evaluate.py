@@ -90,6 +90,41 @@ def test_evaluator_is_accurate_deterministic_and_cached(real, evaluator, cache):
     assert (p1 == p2).all() and np.allclose(f1, f2)
 
 
+def test_evaluator_is_an_ensemble_of_differently_seeded_networks(real, evaluator):
+    import torch
+
+    assert len(evaluator.nets) == FAST.members == 3 and len(evaluator.member_accuracies) == 3
+    a, b = (net.state_dict()["classify.weight"] for net in evaluator.nets[:2])
+    assert not torch.equal(a, b)
+    _, feats = evaluator.predict(real.images[:20])
+    assert feats.shape == (20, 3 * 128)  # the members' features side by side
+    # The class is the argmax of the mean probability, not any one member's vote.
+    x = torch.from_numpy(real.images[:200].transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1)
+    with torch.no_grad():
+        mean = torch.stack([net(x)[0].softmax(1) for net in evaluator.nets]).mean(0).argmax(1).numpy()
+    assert (evaluator.predict(real.images[:200])[0] == mean).all()
+
+
+def test_evaluator_weights_do_not_depend_on_the_callers_threads(real):
+    import torch
+
+    from training.evaluate import train_evaluator
+
+    quick = EvaluatorSettings(epochs=1)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        a, acc_a = train_evaluator(real, quick)
+        assert torch.get_num_threads() == 2  # the caller's setting is restored
+        torch.set_num_threads(1)
+        b, acc_b = train_evaluator(real, quick)
+    finally:
+        torch.set_num_threads(before)
+    assert acc_a == acc_b
+    for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
+        assert torch.equal(x, y)
+
+
 def test_real_data_scores_near_perfect(real, evaluator):
     q = measure(real.images, evaluator, real, labels=real.labels)
     assert q.label_accuracy >= 0.95

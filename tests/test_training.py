@@ -14,9 +14,10 @@ import torch
 from PIL import Image
 
 from tests.conftest import TINY, run_cli
-from training.config import TrainConfig, override, preset
+from training.config import TrainConfig, override, preset, validate
 from training.data import DatasetError, _download, load_dataset, read_idx
 from training.networks import Critic, Generator
+from training.objectives import gradient_penalty
 from training.trainer import CHECKPOINT, Trainer
 
 
@@ -71,6 +72,101 @@ def test_wgan_clips_critic_weights(tmp_path):
     t = Trainer(small("wgan", steps=1), tmp_path)
     t.train_step()
     assert max(p.abs().max().item() for p in t.D.parameters()) <= 0.01 + 1e-9
+
+
+def test_pacgan_critic_judges_groups_of_images():
+    cfg = small("dcgan", pack=4, channels=1).model
+    d = Critic(cfg)
+    assert d.features[0].in_channels == 4  # four 1-channel images stacked on channels
+    x = torch.randn(8, 1, 16, 16)
+    scores = d.eval()(x)
+    assert scores.shape == (2,)
+    # A group's score depends on its own four images only.
+    x2 = x.clone()
+    x2[4:] = torch.randn(4, 1, 16, 16)
+    assert torch.equal(d(x2)[0], scores[0]) and not torch.equal(d(x2)[1], scores[1])
+
+
+def test_packed_gradient_penalty_is_per_group():
+    # A critic whose score is the sum of its group's pixels has gradient 1 everywhere: per group of 2
+    # 1×2×2 images the norm is sqrt(8), so the penalty is (sqrt(8) - 1)² whatever the inputs.
+    def critic(x):
+        return x.reshape(x.shape[0] // 2, -1).sum(1)
+
+    real, fake = torch.randn(6, 1, 2, 2), torch.randn(6, 1, 2, 2)
+    gp = gradient_penalty(critic, real, fake, torch.Generator().manual_seed(0), group=2)
+    assert gp.item() == pytest.approx((8**0.5 - 1) ** 2)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (dict(pack=3), "not a multiple of pack 3"),
+        (dict(pack=0), "pack must be at least 1"),
+        (dict(aux_classifier=True, conditional=False), "needs a conditional model"),
+        (dict(aux_classifier=True, pack=2), "cannot be combined with pack"),
+        (dict(pack=2, d_conditioning="projection"), "use --d-conditioning concat"),
+        (dict(g_conditioning="batchnorm", conditional=False), "needs a conditional model"),
+    ],
+)
+def test_impossible_combinations_are_named(changes, message):
+    with pytest.raises(ValueError, match=message):
+        validate(small("cgan", **changes))
+
+
+def test_aux_classifier_learns_real_classes_and_scores_the_generator(tmp_path):
+    t = Trainer(small("cgan", aux_classifier=True, steps=1), tmp_path)
+    real, y = t._batch()
+    score, logits = t.D.score_and_classes(real, y)
+    assert score.shape == (16,) and logits.shape == (16, 10)
+    before = t.D.classifier.weight.detach().clone()
+    t.train_step()
+    assert not torch.equal(before, t.D.classifier.weight)
+    # Without the head (the plain recipe) the critic returns no class logits.
+    assert Trainer(small("cgan"), tmp_path / "plain").D.score_and_classes(real, y)[1] is None
+
+
+def test_packed_training_runs_and_exports(tmp_path):
+    from training.export import export
+
+    t = Trainer(small("wgan-gp", pack=2, steps=2), tmp_path / "run")
+    t.run(progress=False)
+    export(tmp_path / "run", tmp_path / "m.onnx")
+    assert (tmp_path / "m.onnx").stat().st_size > 0
+
+
+def test_class_conditional_batchnorm_steers_every_generator_block(tmp_path):
+    from training.export import export
+    from training.networks import ConditionalBatchNorm2d
+
+    t = Trainer(small("cgan", g_conditioning="batchnorm", steps=2), tmp_path / "run")
+    norms = [m for m in t.G.modules() if isinstance(m, ConditionalBatchNorm2d)]
+    assert len(norms) == 2  # one per hidden block at 16×16
+    t.run(progress=False)
+    # Same z, different class: the per-layer gains alone already change the image.
+    g = t.G.eval()
+    with torch.no_grad():
+        z = torch.randn(1, 100)
+        a, b = g(z, torch.eye(10)[:1]), g(z, torch.eye(10)[1:2])
+        norms[0].gain.weight.zero_()
+        norms[0].bias.weight.zero_()
+        assert not torch.equal(g(z, torch.eye(10)[:1]), a)
+    assert not torch.equal(a, b)
+    report = export(tmp_path / "run", tmp_path / "m.onnx")  # raises unless ORT matches PyTorch
+    assert report is not None
+
+
+def test_resize_upsampling_generator_exports(tmp_path):
+    from training.export import export
+
+    cfg = small("dcgan", g_upsample="bilinear", steps=2)
+    t = Trainer(cfg, tmp_path / "run")
+    transposed = [m for m in t.G.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert len(transposed) == 1  # only the 1×1 → 4×4 projection; every doubling is resize + 3×3 conv
+    assert sum(isinstance(m, torch.nn.Upsample) for m in t.G.modules()) == 2
+    assert t.G(torch.randn(3, 100)).shape == (3, 1, 16, 16)
+    t.run(progress=False)
+    export(tmp_path / "run", tmp_path / "m.onnx")  # raises unless ORT matches PyTorch at batch 1, 7, 64
 
 
 def test_same_seed_same_weights(tmp_path):
@@ -232,3 +328,26 @@ def test_bad_dataset_stops_before_training(tmp_path, make, dataset_args, message
 def test_unsupported_image_size_in_api():
     with pytest.raises(DatasetError, match="image size 24 is not supported"):
         load_dataset("digits", 24)
+
+
+def test_quality_curve_checkpoints_equal_a_plain_training_run(tmp_path, monkeypatch):
+    """benchmarks/quality_curve.py trains exactly what `train --steps N` trains, so a row can be shipped."""
+    from benchmarks import quality_curve
+
+    monkeypatch.setenv("GANSERVE_CACHE_DIR", str(tmp_path / "cache"))
+    args = ["--recipe", "dcgan", "--image-size", "16", "--g-width", "16", "--d-width", "16"]
+    args += ["--batch-size", "16", "--ema-decay", "0.9"]
+    curve = tmp_path / "curve"
+    assert quality_curve.main([*args, "--steps", "4", "--eval-every", "2", "--eval-samples", "100",
+                               "--evaluator-epochs", "1", "--keep-checkpoints", "--also-raw",
+                               "--out", str(curve)]) == 0  # fmt: skip
+    rows = [json.loads(line) for line in (curve / "curve.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["generator"]) for r in rows] == [(2, "ema"), (2, "raw"), (4, "ema"), (4, "raw")]
+    assert all(r["kl_to_real"] >= 0 and r["frechet_ratio"] > 0 for r in rows)
+    run_cli("training", "train", *args, "--steps", "2", "--out", str(tmp_path / "plain"), "--no-progress")
+    kept = torch.load(curve / "checkpoint-000002.pt", weights_only=True)
+    plain = torch.load(tmp_path / "plain" / CHECKPOINT, weights_only=True)
+    for key in ("G", "G_ema", "D"):
+        for name, value in plain[key].items():
+            assert torch.equal(value, kept[key][name]), (key, name)
+    assert kept["state"]["cpu_seconds"] > 0  # training time only, recorded for the card

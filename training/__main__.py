@@ -31,13 +31,23 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--g-norm", choices=("batch", "none"), default=None)
     g.add_argument("--d-norm", choices=("batch", "layer", "spectral", "none"), default=None)
     g.add_argument("--d-conditioning", choices=("concat", "projection"), default=None)
+    g.add_argument("--g-upsample", choices=("transposed", "nearest", "bilinear"), default=None)
+    g.add_argument("--g-conditioning", choices=("input", "batchnorm"), default=None)
     g.add_argument("--minibatch-std", action=argparse.BooleanOptionalAction, default=None)
+    g.add_argument("--pack", type=int, default=None, help="PacGAN: samples the critic judges together")
+    g.add_argument(
+        "--aux-classifier",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="AC-GAN classifier head on the critic (conditional models)",
+    )
     o = p.add_argument_group("objective")
     o.add_argument("--objective", dest="kind", choices=("bce", "wasserstein"), default=None)
     o.add_argument("--gp-weight", type=float, default=None)
     o.add_argument("--clip", type=float, default=None)
     o.add_argument("--n-critic", type=int, default=None)
     o.add_argument("--critic-boost", action=argparse.BooleanOptionalAction, default=None)
+    o.add_argument("--aux-weight", type=float, default=None, help="weight of the classifier's loss")
     t = p.add_argument_group("optimizer")
     t.add_argument("--optimizer", dest="name", choices=("adam", "rmsprop"), default=None)
     t.add_argument("--lr-g", type=float, default=None)

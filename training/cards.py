@@ -138,7 +138,8 @@ def card_markdown(card: dict[str, Any], q: Quality) -> str:
         f"betas ({o['optim']['beta1']}, {o['optim']['beta2']}) |",
         f"| networks | G width {o['model']['g_width']} ({o['model']['g_norm']} norm), "
         f"D width {o['model']['d_width']} ({o['model']['d_norm']} norm), latent {o['model']['latent_dim']}, "
-        f"minibatch std {o['model']['minibatch_std']} |",
+        f"minibatch std {o['model']['minibatch_std']}, pack {o['model'].get('pack', 1)}, "
+        f"AC-GAN head {o['model'].get('aux_classifier', False)} |",
         f"| generator steps | {card['steps']} (batch {o['batch_size']}, seed {card['seed']}) |",
         f"| training time | {card['training_cpu_seconds']:.0f} CPU-seconds (1 torch thread), "
         f"{card['training_seconds']:.0f} s wall |",

@@ -15,6 +15,8 @@ Objective = Literal["bce", "wasserstein"]
 GenNorm = Literal["batch", "none"]
 CriticNorm = Literal["batch", "layer", "spectral", "none"]
 Conditioning = Literal["concat", "projection"]
+GenConditioning = Literal["input", "batchnorm"]
+Upsample = Literal["transposed", "nearest", "bilinear"]
 Optimizer = Literal["adam", "rmsprop"]
 
 RECIPES = ("dcgan", "wgan", "wgan-gp", "cgan")
@@ -32,9 +34,17 @@ class ModelConfig:
     g_width: int = 128  # channels of G's last hidden layer; doubled at each earlier stage
     d_width: int = 128  # channels of D's first layer; doubled at each later stage
     g_norm: GenNorm = "batch"
+    # How G doubles its resolution: the DCGAN paper's 4×4 stride-2 transposed convolutions, or a resize then
+    # a 3×3 convolution (Odena et al. 2016), which cannot draw the transposed convolution's checkerboard.
+    g_upsample: Upsample = "transposed"
     d_norm: CriticNorm = "batch"
     d_conditioning: Conditioning = "concat"  # label maps on D's input, or a projection head
+    # "input": the label joins z (the CGAN paper); "batchnorm": also class-conditional BatchNorm gains and
+    # biases in every G block (as in SNGAN/BigGAN), so the class steers every layer, not only the first.
+    g_conditioning: GenConditioning = "input"
     minibatch_std: bool = False  # append a minibatch standard-deviation feature map before D's last layer
+    pack: int = 1  # PacGAN (Lin et al. 2018): D judges this many samples at once, stacked on channels
+    aux_classifier: bool = False  # AC-GAN head on D: it learns real classes, G is scored on asked-for ones
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,7 @@ class ObjectiveConfig:
     clip: float = 0.0  # weight clipping bound (WGAN); 0 disables it
     n_critic: int = 1  # critic steps per generator step
     critic_boost: bool = False  # WGAN paper: 100 critic steps for the first 25 G steps and every 500th
+    aux_weight: float = 1.0  # weight of the auxiliary classifier's cross-entropy (when the model has one)
 
 
 @dataclass(frozen=True)
@@ -118,6 +129,23 @@ def preset(recipe: str) -> TrainConfig:
     if recipe == "cgan":
         return TrainConfig(recipe=recipe, model=ModelConfig(conditional=True))
     raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Raise ValueError naming the setting when a combination cannot be trained."""
+    m = cfg.model
+    if m.pack < 1:
+        raise ValueError(f"pack must be at least 1, got {m.pack}")
+    if cfg.batch_size % m.pack:
+        raise ValueError(f"batch size {cfg.batch_size} is not a multiple of pack {m.pack}")
+    if m.pack > 1 and m.conditional and m.d_conditioning == "projection":
+        raise ValueError("pack > 1 needs one label per critic input: use --d-conditioning concat")
+    if m.g_conditioning == "batchnorm" and (not m.conditional or m.g_norm != "batch"):
+        raise ValueError("--g-conditioning batchnorm needs a conditional model with --g-norm batch")
+    if m.aux_classifier and not m.conditional:
+        raise ValueError("--aux-classifier needs a conditional model (--conditional or --recipe cgan)")
+    if m.aux_classifier and m.pack > 1:
+        raise ValueError("--aux-classifier classifies single images: it cannot be combined with pack > 1")
 
 
 def override(cfg: TrainConfig, **changes: Any) -> TrainConfig:

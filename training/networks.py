@@ -33,18 +33,49 @@ class Generator(nn.Module):
         for _ in range(stages - 1):
             layers += self._block(ch, ch // 2, stride=2, padding=1)
             ch //= 2
-        layers += [nn.ConvTranspose2d(ch, cfg.channels, 4, 2, 1), nn.Tanh()]
+        layers += [*self._up(ch, cfg.channels, bias=True), nn.Tanh()]
         self.net = nn.Sequential(*layers)
+
+    def _up(self, cin: int, cout: int, bias: bool) -> list[nn.Module]:
+        """Double the resolution: a stride-2 transposed convolution, or a resize and a 3×3 convolution."""
+        if self.cfg.g_upsample == "transposed":
+            return [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=bias)]
+        resize = nn.Upsample(scale_factor=2, mode=self.cfg.g_upsample)
+        return [resize, nn.Conv2d(cin, cout, 3, 1, 1, bias=bias)]
 
     def _block(self, cin: int, cout: int, stride: int, padding: int) -> list[nn.Module]:
         batch = self.cfg.g_norm == "batch"
-        conv = nn.ConvTranspose2d(cin, cout, 4, stride, padding, bias=not batch)
-        return [conv, nn.BatchNorm2d(cout) if batch else nn.Identity(), nn.ReLU(inplace=True)]
+        if stride == 1:  # the first block: z (a 1×1 map) to the 4×4 seed
+            convs = [nn.ConvTranspose2d(cin, cout, 4, stride, padding, bias=not batch)]
+        else:
+            convs = self._up(cin, cout, bias=not batch)
+        if self.cfg.conditional and self.cfg.g_conditioning == "batchnorm":
+            norm: nn.Module = ConditionalBatchNorm2d(cout, self.cfg.num_classes)
+        else:
+            norm = nn.BatchNorm2d(cout) if batch else nn.Identity()
+        return [*convs, norm, nn.ReLU(inplace=True)]
 
     def forward(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
         if self.cfg.conditional:
             z = torch.cat([z, label], dim=1)
-        return self.net(z[:, :, None, None])
+        x = z[:, :, None, None]
+        for layer in self.net:
+            x = layer(x, label) if isinstance(layer, ConditionalBatchNorm2d) else layer(x)
+        return x
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    """BatchNorm whose gain and bias come from the (one-hot or mixed) label: 1 + γ(y), β(y)."""
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.gain = nn.Linear(num_classes, channels, bias=False)
+        self.bias = nn.Linear(num_classes, channels, bias=False)
+
+    def forward(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        h = self.norm(x)
+        return h * (1 + self.gain(label))[:, :, None, None] + self.bias(label)[:, :, None, None]
 
 
 class MinibatchStd(nn.Module):
@@ -63,7 +94,7 @@ class Critic(nn.Module):
         self.cfg = cfg
         stages = num_stages(cfg.image_size)
         concat = cfg.conditional and cfg.d_conditioning == "concat"
-        in_ch = cfg.channels + (cfg.num_classes if concat else 0)
+        in_ch = (cfg.channels + (cfg.num_classes if concat else 0)) * cfg.pack
         ch = cfg.d_width
         size = cfg.image_size // 2
         layers: list[nn.Module] = [self._conv(in_ch, ch, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
@@ -84,6 +115,9 @@ class Critic(nn.Module):
             if cfg.conditional and cfg.d_conditioning == "projection"
             else None
         )
+        # AC-GAN: class logits from the same features (before the minibatch-std map, which is not per image).
+        final = cfg.image_size // 2**stages
+        self.classifier = nn.Linear(ch * final**2, cfg.num_classes) if cfg.aux_classifier else None
 
     def _conv(self, cin: int, cout: int, k: int, s: int, p: int) -> nn.Module:
         conv = nn.Conv2d(cin, cout, k, s, p, bias=self.cfg.d_norm != "batch")
@@ -97,16 +131,29 @@ class Critic(nn.Module):
         return nn.Identity()
 
     def forward(self, x: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        """One score per group of ``pack`` images (per image when pack is 1)."""
+        return self.score_and_classes(x, label)[0]
+
+    def score_and_classes(
+        self, x: torch.Tensor, label: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(scores, class logits per image or None without the auxiliary classifier)."""
         if self.cfg.conditional and self.cfg.d_conditioning == "concat":
             maps = label[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
             x = torch.cat([x, maps], dim=1)
+        if self.cfg.pack > 1:  # PacGAN: consecutive images become one input with pack× the channels
+            x = x.reshape(x.shape[0] // self.cfg.pack, -1, *x.shape[2:])
         h = self.features(x)
         score = self.head(h).flatten(1).squeeze(1)
         if self.embed is not None:
             # Projection discriminator (Miyato & Koyama 2018): <embed(y), pooled features>.
             pooled = h[:, : self.embed.out_features].sum(dim=(2, 3))
             score = score + (self.embed(label) * pooled).sum(dim=1)
-        return score
+        classes = None
+        if self.classifier is not None:
+            per_image = h[:, : h.shape[1] - int(self.cfg.minibatch_std)]
+            classes = self.classifier(per_image.flatten(1))
+        return score, classes
 
 
 def init_weights(module: nn.Module) -> None:
@@ -117,6 +164,6 @@ def init_weights(module: nn.Module) -> None:
         nn.init.normal_(w, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d | nn.LayerNorm):
+    elif isinstance(module, nn.BatchNorm2d | nn.LayerNorm) and module.weight is not None:
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)

@@ -31,12 +31,14 @@ def gradient_penalty(
     real: torch.Tensor,
     fake: torch.Tensor,
     generator: torch.Generator,
+    group: int = 1,
 ) -> torch.Tensor:
     """E[(‖∇D(x̂)‖₂ − 1)²] on per-sample interpolates x̂ = αx + (1 − α)x̃, one α per sample.
 
-    The gradient is flattened per sample before the norm (a 4-D ``norm(dim=1)`` is a known bug).
+    The gradient is flattened per sample before the norm (a 4-D ``norm(dim=1)`` is a known bug); with a
+    packing critic (``group`` images per score) the norm is taken per group, the critic's real input.
     """
     alpha = torch.rand(real.shape[0], 1, 1, 1, generator=generator, dtype=real.dtype)
     mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
-    return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+    return ((grad.reshape(grad.shape[0] // group, -1).norm(2, dim=1) - 1) ** 2).mean()

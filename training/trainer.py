@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from service.imaging import encode_png, tile, to_uint8
-from training.config import TrainConfig
+from training.config import TrainConfig, validate
 from training.data import ImageDataset, load_dataset
 from training.networks import Critic, Generator, init_weights
 from training.objectives import critic_loss, generator_loss, gradient_penalty
@@ -64,6 +65,7 @@ class Trainer:
     """Trains one generator/critic pair as configured; ``run()`` trains up to ``cfg.steps``."""
 
     def __init__(self, cfg: TrainConfig, out: Path, dataset: ImageDataset | None = None):
+        validate(cfg)
         torch.set_num_threads(cfg.threads)
         self.out = Path(out)
         ds = dataset or load_dataset(cfg.dataset, cfg.model.image_size, cfg.model.channels, cfg.data_dir)
@@ -165,10 +167,13 @@ class Trainer:
             real, y = self._batch()
             with torch.no_grad():
                 fake = self.G(self._noise(len(real)), y)
-            loss = critic_loss(obj.kind, self.D(real, y), self.D(fake, y))
+            real_score, real_classes = self.D.score_and_classes(real, y)
+            loss = critic_loss(obj.kind, real_score, self.D(fake, y))
+            if real_classes is not None:  # the classifier learns from real images only
+                loss = loss + obj.aux_weight * F.cross_entropy(real_classes, y.argmax(1))
             if obj.gp_weight > 0:
                 loss = loss + obj.gp_weight * gradient_penalty(
-                    functools.partial(self.D, label=y), real, fake, self.rng
+                    functools.partial(self.D, label=y), real, fake, self.rng, self.cfg.model.pack
                 )
             self.opt_d.zero_grad(set_to_none=True)
             loss.backward()
@@ -182,7 +187,10 @@ class Trainer:
         # The generator's labels follow the data's class frequencies (those of the last real batch).
         y = self._batch()[1] if self.cfg.model.conditional else None
         n = self.cfg.batch_size
-        g_loss = generator_loss(obj.kind, self.D(self.G(self._noise(n), y), y))
+        fake_score, fake_classes = self.D.score_and_classes(self.G(self._noise(n), y), y)
+        g_loss = generator_loss(obj.kind, fake_score)
+        if fake_classes is not None:  # AC-GAN: the image must show the class it was asked for
+            g_loss = g_loss + obj.aux_weight * F.cross_entropy(fake_classes, y.argmax(1))
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
