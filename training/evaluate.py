@@ -191,14 +191,6 @@ def _cache_key(dataset: str, shape: tuple[int, int, int], settings: EvaluatorSet
     return f"{slug}-{shape[0]}x{shape[1]}x{shape[2]}-v{EVALUATOR_VERSION}-{digest}"
 
 
-def _held_out_accuracy(nets: list[EvaluatorNet], ds: ImageDataset, settings: EvaluatorSettings) -> float:
-    _, test_idx = _split(ds.labels, settings.held_out, settings.seed)
-    x = _to_input(ds.images[test_idx])
-    with torch.no_grad():
-        probs = torch.stack([net.eval()(x)[0].softmax(1) for net in nets]).mean(0)
-    return float((probs.argmax(1).numpy() == ds.labels[test_idx]).mean())
-
-
 def get_evaluator(
     ds: ImageDataset, settings: EvaluatorSettings | None = None, cache_dir: Path | None = None
 ) -> Evaluator:
@@ -218,7 +210,10 @@ def get_evaluator(
     else:
         trained = [train_evaluator(ds, settings, k) for k in range(settings.members)]
         nets, members = [net for net, _ in trained], [acc for _, acc in trained]
-        accuracy = _held_out_accuracy(nets, ds, settings)
+        # The ensemble's accuracy, measured by the same predict() every figure goes through.
+        _, test_idx = _split(ds.labels, settings.held_out, settings.seed)
+        untested = Evaluator(nets, 0.0, ds.name, shape, settings)
+        accuracy = float((untested.predict(ds.images[test_idx])[0] == ds.labels[test_idx]).mean())
         folder.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         blob = {
