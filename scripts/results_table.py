@@ -14,6 +14,8 @@ def row(card: dict) -> str:
     q = card["quality"]
     label = f"{q['label_accuracy']:.4f}" if q.get("label_accuracy") is not None else "–"
     flags = " ".join(f"{k} {v}" if v is not True else k for k, v in card["changes_from_preset"].items())
+    if card.get("truncation", 1.0) != 1.0:  # an export option, shown with the training changes
+        flags += f" (export --truncation {card['truncation']:g})"
     met = (
         "all met"
         if all(t["ok"] for t in q["targets"])

@@ -7,6 +7,7 @@
 #
 # Each model is trained with one torch thread (its CPU-seconds are recorded in the ONNX metadata and the card).
 # The flags after the recipe are the settings that differ from the recipe's paper preset; the cards list them.
+# EXPORT holds export options (truncation ψ: the file samples G(ψ·z); chosen with benchmarks/truncation.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -20,6 +21,9 @@ declare -A FLAGS=(
   [digits-wgan]="--recipe wgan --d-width 32 --n-critic 3 --lr-g 2e-4 --lr-d 2e-4 --minibatch-std --pack 2 --steps 1100"
   [digits-wgan-gp]="--recipe wgan-gp --d-width 32 --n-critic 2 --lr-g 2e-4 --lr-d 2e-4 --beta1 0.5 --ema-decay 0.995 --steps 1300"
 )
+declare -A EXPORT=(
+  [digits-cgan]="--truncation 0.7"
+)
 NAMES=("$@")
 [ ${#NAMES[@]} -gt 0 ] || NAMES=(digits-cgan digits-dcgan digits-wgan digits-wgan-gp)
 
@@ -28,7 +32,8 @@ for name in "${NAMES[@]}"; do
   rm -rf "$RUNS/$name"
   # shellcheck disable=SC2086  # the flags are meant to split into words
   "$PY" -m training train "${COMMON[@]}" ${FLAGS[$name]} --out "$RUNS/$name"
-  "$PY" -m training export "$RUNS/$name" --out "models/$name.onnx"
+  # shellcheck disable=SC2086
+  "$PY" -m training export "$RUNS/$name" --out "models/$name.onnx" ${EXPORT[$name]:-}
   "$PY" -m training evaluate "models/$name.onnx" --card --json "$RUNS/$name/quality.json"
 done
 "$PY" scripts/results_table.py models/*.json

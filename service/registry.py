@@ -53,6 +53,7 @@ class ModelInfo:
     training_seconds: float
     version: str
     sha256: str
+    truncation: float = 1.0  # the graph samples G(ψ·z) (training.export); 1 for files without the key
     provider: str = ""
     quality: dict[str, Any] = field(default_factory=dict)
 
@@ -122,6 +123,7 @@ class GeneratorModel:
             latent_dim, num_classes = int(meta["latent_dim"]), int(meta["num_classes"])
             class_names = [str(c) for c in json.loads(meta["class_names"])]
             shape = [int(d) for d in json.loads(meta["image_shape"])]
+            truncation = float(meta.get("truncation", "1.0"))  # optional: files exported before it existed
         except (ValueError, TypeError) as exc:
             raise ModelLoadError(f"{self.path}: malformed metadata ({exc})") from exc
         inputs = {i.name: i for i in self.session.get_inputs()}
@@ -138,6 +140,7 @@ class GeneratorModel:
             (list(outputs["image"].shape[1:]) in (shape, [None] * 3), f"output image must be [N, {shape}]"),
             (len(shape) == 3 and shape[0] in (1, 3, 4), "image_shape must be [C, H, W] with C in 1, 3, 4"),
             (not conditional or num_classes > 0, "a conditional model needs num_classes > 0"),
+            (0.0 < truncation <= 1.0, f"truncation must be in (0, 1], got {truncation}"),
             (not conditional or len(class_names) == num_classes, "class_names must list num_classes names"),
             (
                 not conditional or inputs["label"].shape[1:] == [num_classes],
@@ -169,6 +172,7 @@ class GeneratorModel:
             training_seconds=float(meta["training_seconds"]),
             version=meta["version"],
             sha256=sha256,
+            truncation=truncation,
             provider=self.provider,
             quality=quality,
         )

@@ -190,3 +190,27 @@ def test_cli_rejects_bad_input(tmp_path, cache):
     assert proc.returncode == 2 and "missing.onnx" in proc.stderr
     proc = run_cli("training", "evaluate", str(tmp_path / "x.onnx"), "--samples", "10", check=False)
     assert proc.returncode == 2 and "--samples" in proc.stderr
+
+
+def test_truncation_sweep_agrees_with_truncated_exports_and_evaluate(exported, cache, tmp_path):
+    """benchmarks/truncation.py's row for ψ is what exporting with --truncation ψ and evaluating reports."""
+    from benchmarks.truncation import sweep
+
+    run = exported["cgan"].parent / "cgan"
+    truncated = tmp_path / "trunc.onnx"
+    run_cli("training", "export", str(run), "--out", str(truncated), "--truncation", "0.5")
+    rows = dict(sweep(exported["cgan"], [1.0, 0.5], 200, 0, FAST, cache))
+    plain, _ = evaluate_model(exported["cgan"], samples=200, cache_dir=cache, settings=FAST)
+    at_half, _ = evaluate_model(truncated, samples=200, cache_dir=cache, settings=FAST)
+    assert rows[1.0].to_dict() == plain.to_dict()
+    assert rows[0.5].to_dict() == at_half.to_dict()
+    assert rows[0.5].to_dict() != plain.to_dict()
+    # The card says the file is truncated, and the results table shows it beside the training changes.
+    from scripts.results_table import row
+    from training.cards import write_card
+
+    _, model = evaluate_model(truncated, samples=200, cache_dir=cache, settings=FAST)
+    paths = write_card(model, at_half, tmp_path / "card")
+    card = json.loads(paths["json"].read_text())
+    assert card["truncation"] == 0.5 and "truncation ψ = 0.5" in paths["md"].read_text()
+    assert "(export --truncation 0.5)" in row(card)

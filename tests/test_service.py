@@ -127,7 +127,7 @@ def test_models_endpoint(server):
     cgan = models["tiny-cgan"]
     assert cgan["conditional"] and cgan["num_classes"] == 10 and cgan["class_names"][0] == "0"
     assert cgan["latent_dim"] == 100 and cgan["image_shape"] == [1, 16, 16] and cgan["recipe"] == "cgan"
-    assert cgan["provider"] == "CPUExecutionProvider"
+    assert cgan["provider"] == "CPUExecutionProvider" and cgan["truncation"] == 1.0
     assert not models["tiny-dcgan"]["conditional"]
 
 

@@ -110,7 +110,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from training.export import ExportError, export
 
     try:
-        report = export(args.run_dir, args.out)
+        report = export(args.run_dir, args.out, truncation=args.truncation)
     except ExportError as exc:
         print(f"error: export failed: {exc}", file=sys.stderr)
         return 1
@@ -158,6 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("export", help="export a run's generator to ONNX and verify it")
     e.add_argument("run_dir", type=Path)
     e.add_argument("--out", type=Path, required=True, help="e.g. models/NAME.onnx")
+    e.add_argument(
+        "--truncation",
+        type=float,
+        default=1.0,
+        help="ψ in (0, 1]: the model samples G(ψ·z), more fidelity for less variety (default 1: none)",
+    )
     v = sub.add_parser("evaluate", help="measure an exported generator's quality against its data set")
     v.add_argument("model", type=Path, help="an exported generator, e.g. models/NAME.onnx")
     v.add_argument("--dataset", default=None, help="data set to compare with (default: the model's own)")

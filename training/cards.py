@@ -100,6 +100,8 @@ def write_card(model: Any, quality: Quality, out_dir: Path | None = None) -> dic
         "parameters_bytes": model.path.stat().st_size,
         "sha256": model.info.sha256,
         "changes_from_preset": changes,
+        # Export options (not training settings); ψ = 1 means the generator is sampled as trained.
+        "truncation": model.info.truncation,
         "config": json.loads(meta["config"]),
         "quality": quality.to_dict(),
     }
@@ -108,6 +110,12 @@ def write_card(model: Any, quality: Quality, out_dir: Path | None = None) -> dic
     paths["png"].write_bytes(encode_png(sample_grid(model), compress_level=9))
     paths["md"].write_text(card_markdown(card, quality))
     return paths
+
+
+def _sampling_text(truncation: float) -> str:
+    if truncation == 1.0:
+        return "z ~ N(0, I), as trained (no truncation)"
+    return f"truncation ψ = {truncation:g}: the file samples G(ψ·z), z ~ N(0, I) (`export --truncation`)"
 
 
 def card_markdown(card: dict[str, Any], q: Quality) -> str:
@@ -141,6 +149,7 @@ def card_markdown(card: dict[str, Any], q: Quality) -> str:
         f"minibatch std {o['model']['minibatch_std']}, pack {o['model'].get('pack', 1)}, "
         f"AC-GAN head {o['model'].get('aux_classifier', False)} |",
         f"| generator steps | {card['steps']} (batch {o['batch_size']}, seed {card['seed']}) |",
+        f"| sampling | {_sampling_text(card.get('truncation', 1.0))} |",
         f"| training time | {card['training_cpu_seconds']:.0f} CPU-seconds (1 torch thread), "
         f"{card['training_seconds']:.0f} s wall |",
         f"| ONNX file | {card['parameters_bytes'] / 1e6:.2f} MB |",
