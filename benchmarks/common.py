@@ -106,10 +106,14 @@ class ServeProcess:
     """
 
     def __init__(self, models_dir: Path, env: dict[str, str] | None = None, log_path: Path | None = None):
-        models_dir = Path(models_dir).resolve()
+        self._models_dir, self._env, self._log_path = Path(models_dir).resolve(), env, log_path
+        self._start()
+
+    def _start(self) -> None:
+        models_dir = self._models_dir
         self.port = free_port()
         self.host, self.url = "127.0.0.1", f"http://127.0.0.1:{self.port}"
-        self.log_path = Path(log_path or models_dir.parent / f"serve-{self.port}.log")
+        self.log_path = Path(self._log_path or models_dir.parent / f"serve-{self.port}.log")
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop())
         bentoml = Path(sys.executable).with_name("bentoml")
         self.proc = subprocess.Popen(
@@ -132,7 +136,7 @@ class ServeProcess:
                 **os.environ,
                 "BENTOML_HOME": str(self.log_path.parent / f"bentoml-home-{self.port}"),
                 "GANSERVE_MODELS_DIR": str(models_dir),
-                **(env or {}),
+                **(self._env or {}),
             },
             start_new_session=True,
         )
@@ -142,8 +146,16 @@ class ServeProcess:
         import httpx
 
         deadline = time.monotonic() + timeout
+        restarts = 2
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                # Free ports are picked before they are bound (ours, and circus's control sockets), so another
+                # process can take one in between: start again on fresh ports rather than fail.
+                if restarts and "Address already in use" in self.log():
+                    restarts -= 1
+                    self._log.close()
+                    self._start()
+                    continue
                 raise RuntimeError(f"bentoml serve exited {self.proc.returncode}:\n{self.log()}")
             try:
                 if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
