@@ -16,13 +16,13 @@ COMMON=(--dataset digits --image-size 32 --g-width 64 --batch-size 64 --seed 0 -
         --sample-every 100 --checkpoint-every 100)
 
 declare -A FLAGS=(
-  [digits-cgan]="--recipe cgan --d-width 64 --ema-decay 0.995 --steps 1300"
-  [digits-dcgan]="--recipe dcgan --d-width 32 --ema-decay 0.995 --minibatch-std --steps 2700"
+  [digits-cgan]="--recipe cgan --d-width 32 --d-norm spectral --ema-decay 0.995 --steps 1800"
+  [digits-dcgan]="--recipe dcgan --d-width 32 --d-norm spectral --ema-decay 0.995 --minibatch-std --steps 2000"
   [digits-wgan]="--recipe wgan --d-width 32 --n-critic 3 --lr-g 2e-4 --lr-d 2e-4 --minibatch-std --pack 2 --steps 1100"
   [digits-wgan-gp]="--recipe wgan-gp --d-width 32 --n-critic 2 --lr-g 2e-4 --lr-d 2e-4 --beta1 0.5 --ema-decay 0.995 --steps 1300"
 )
 declare -A EXPORT=(
-  [digits-cgan]="--truncation 0.7"
+  [digits-cgan]="--truncation 0.75"
 )
 NAMES=("$@")
 [ ${#NAMES[@]} -gt 0 ] || NAMES=(digits-cgan digits-dcgan digits-wgan digits-wgan-gp)
