@@ -107,6 +107,7 @@ def test_packed_gradient_penalty_is_per_group():
         (dict(aux_classifier=True, pack=2), "cannot be combined with pack"),
         (dict(pack=2, d_conditioning="projection"), "use --d-conditioning concat"),
         (dict(g_conditioning="batchnorm", conditional=False), "needs a conditional model"),
+        (dict(joint_batch=True, minibatch_std=True), "use one of them"),
     ],
 )
 def test_impossible_combinations_are_named(changes, message):
@@ -124,6 +125,24 @@ def test_aux_classifier_learns_real_classes_and_scores_the_generator(tmp_path):
     assert not torch.equal(before, t.D.classifier.weight)
     # Without the head (the plain recipe) the critic returns no class logits.
     assert Trainer(small("cgan"), tmp_path / "plain").D.score_and_classes(real, y)[1] is None
+
+
+@pytest.mark.parametrize("recipe, pack", [("wgan", 2), ("cgan", 1)])
+def test_joint_batch_scores_real_and_fake_in_one_call(tmp_path, recipe, pack):
+    t = Trainer(small(recipe, joint_batch=True, pack=pack), tmp_path / "run")
+    real, y = t._batch()
+    fake = torch.randn_like(real)
+    t.D.eval()  # BatchNorm on running statistics: joint and separate calls must then agree exactly
+    joint_real, joint_fake, _ = t._scores(real, fake, y)
+    assert joint_real.shape == joint_fake.shape == (16 // pack,)
+    assert torch.allclose(joint_real, t.D(real, y), atol=1e-6)
+    assert torch.allclose(joint_fake, t.D(fake, y), atol=1e-6)
+    t.D.train()  # in training, the real scores now depend on the fakes beside them (shared statistics)
+    assert not torch.allclose(t._scores(real, fake, y)[0], t._scores(real, -fake, y)[0])
+    t.run(progress=False)
+    separate = Trainer(small(recipe, pack=pack), tmp_path / "separate")
+    separate.run(progress=False)
+    assert not torch.equal(t.G.net[0].weight, separate.G.net[0].weight)
 
 
 def test_packed_training_runs_and_exports(tmp_path):

@@ -47,6 +47,12 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     o.add_argument("--clip", type=float, default=None)
     o.add_argument("--n-critic", type=int, default=None)
     o.add_argument("--critic-boost", action=argparse.BooleanOptionalAction, default=None)
+    o.add_argument(
+        "--joint-batch",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="score real and fake images in one critic call (shared BatchNorm statistics)",
+    )
     o.add_argument("--aux-weight", type=float, default=None, help="weight of the classifier's loss")
     t = p.add_argument_group("optimizer")
     t.add_argument("--optimizer", dest="name", choices=("adam", "rmsprop"), default=None)

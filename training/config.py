@@ -57,6 +57,10 @@ class ObjectiveConfig:
     n_critic: int = 1  # critic steps per generator step
     critic_boost: bool = False  # WGAN paper: 100 critic steps for the first 25 G steps and every 500th
     aux_weight: float = 1.0  # weight of the auxiliary classifier's cross-entropy (when the model has one)
+    # Score real and fake images in one critic call, so a BatchNorm critic normalizes them with shared
+    # statistics: with separate calls each batch is centred on its own mean, which hides from the critic
+    # how the fake batch as a whole differs from the real one (e.g. in how often each digit appears).
+    joint_batch: bool = False
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,11 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError("--g-conditioning batchnorm needs a conditional model with --g-norm batch")
     if m.aux_classifier and not m.conditional:
         raise ValueError("--aux-classifier needs a conditional model (--conditional or --recipe cgan)")
+    if cfg.objective.joint_batch and m.minibatch_std:
+        raise ValueError(
+            "--joint-batch mixes real and fake images in one batch, so --minibatch-std would measure the "
+            "mixture: use one of them"
+        )
     if m.aux_classifier and m.pack > 1:
         raise ValueError("--aux-classifier classifies single images: it cannot be combined with pack > 1")
 

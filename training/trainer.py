@@ -167,8 +167,8 @@ class Trainer:
             real, y = self._batch()
             with torch.no_grad():
                 fake = self.G(self._noise(len(real)), y)
-            real_score, real_classes = self.D.score_and_classes(real, y)
-            loss = critic_loss(obj.kind, real_score, self.D(fake, y))
+            real_score, fake_score, real_classes = self._scores(real, fake, y)
+            loss = critic_loss(obj.kind, real_score, fake_score)
             if real_classes is not None:  # the classifier learns from real images only
                 loss = loss + obj.aux_weight * F.cross_entropy(real_classes, y.argmax(1))
             if obj.gp_weight > 0:
@@ -185,9 +185,12 @@ class Trainer:
             d_loss = loss.detach()
 
         # The generator's labels follow the data's class frequencies (those of the last real batch).
-        y = self._batch()[1] if self.cfg.model.conditional else None
-        n = self.cfg.batch_size
-        fake_score, fake_classes = self.D.score_and_classes(self.G(self._noise(n), y), y)
+        real, y = self._batch() if self.cfg.model.conditional or obj.joint_batch else (None, None)
+        fake = self.G(self._noise(self.cfg.batch_size), y)
+        if obj.joint_batch:  # the critic sees the fakes beside real images, as in its own steps
+            _, fake_score, fake_classes = self._scores(real, fake, y, fake_classes=True)
+        else:
+            fake_score, fake_classes = self.D.score_and_classes(fake, y)
         g_loss = generator_loss(obj.kind, fake_score)
         if fake_classes is not None:  # AC-GAN: the image must show the class it was asked for
             g_loss = g_loss + obj.aux_weight * F.cross_entropy(fake_classes, y.argmax(1))
@@ -197,6 +200,25 @@ class Trainer:
         self._update_ema()
         self.state.step += 1
         return {"d_loss": float(d_loss), "g_loss": float(g_loss.detach())}
+
+    def _scores(
+        self, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None, fake_classes: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(real scores, fake scores, class logits of the real images or, with ``fake_classes``, the fakes).
+
+        One critic call on real and fake together with ``joint_batch``, else one call each. Packed groups
+        never mix the two: both halves hold a multiple of ``pack`` images (checked by ``validate``).
+        """
+        if not self.cfg.objective.joint_batch:
+            real_score, real_classes = self.D.score_and_classes(real, y)
+            fake_score, fake_cls = self.D.score_and_classes(fake, y)
+            return real_score, fake_score, (fake_cls if fake_classes else real_classes)
+        labels = None if y is None else torch.cat([y, y])
+        scores, classes = self.D.score_and_classes(torch.cat([real, fake]), labels)
+        groups = len(real) // self.cfg.model.pack
+        if classes is not None:
+            classes = classes[len(real) :] if fake_classes else classes[: len(real)]
+        return scores[:groups], scores[groups:], classes
 
     def _update_ema(self) -> None:
         if self.G_ema is None:
