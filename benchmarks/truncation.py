@@ -18,25 +18,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from service.imaging import to_uint8
 from service.registry import GeneratorModel
-from service.sampling import inputs_for
-from training.data import load_dataset
-from training.evaluate import EvaluatorSettings, Quality, get_evaluator, measure, sample_model
+from training.evaluate import EvaluatorSettings, Quality, load_for_evaluation, measure, sample_model
 
 
 class Tempered:
-    """A GeneratorModel sampled at ψ·z: the ``generate`` that ``sample_model`` calls, with z scaled."""
+    """A GeneratorModel whose runs get ψ·z, sampled by the service's own ``generate`` (noise, uint8)."""
+
+    generate = GeneratorModel.generate
 
     def __init__(self, model: GeneratorModel, psi: float):
-        self.model, self.psi = model, psi
+        self.model, self.psi, self.info = model, psi, model.info
 
-    def generate(
-        self, seed: int, indices: np.ndarray, label: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        info = self.model.info
-        z, rows, classes = inputs_for(seed, indices, info.latent_dim, info.num_classes, label)
-        return to_uint8(self.model.run((z * self.psi).astype(np.float32), rows)), classes
+    def run(self, z: np.ndarray, label: np.ndarray | None) -> np.ndarray:
+        return self.model.run((z * self.psi).astype(np.float32), label)
 
 
 def sweep(
@@ -48,10 +43,7 @@ def sweep(
     cache_dir: Path | None = None,
 ) -> list[tuple[float, Quality]]:
     """(ψ, figures) for each ψ, on the same seed's noise, by the evaluator ``evaluate`` uses."""
-    model = GeneratorModel(Path(path), providers=["CPUExecutionProvider"], intra_threads=1)
-    channels, size, _ = model.info.image_shape
-    real = load_dataset(model.info.dataset, size, channels)
-    evaluator = get_evaluator(real, settings, cache_dir)
+    model, real, evaluator = load_for_evaluation(path, cache_dir=cache_dir, settings=settings)
     rows = []
     for psi in psis:
         images, labels = sample_model(Tempered(model, psi), samples, seed)

@@ -133,7 +133,7 @@ def test_joint_batch_scores_real_and_fake_in_one_call(tmp_path, recipe, pack):
     real, y = t._batch()
     fake = torch.randn_like(real)
     t.D.eval()  # BatchNorm on running statistics: joint and separate calls must then agree exactly
-    joint_real, joint_fake, _ = t._scores(real, fake, y)
+    joint_real, joint_fake, _, _ = t._scores(real, fake, y)
     assert joint_real.shape == joint_fake.shape == (16 // pack,)
     assert torch.allclose(joint_real, t.D(real, y), atol=1e-6)
     assert torch.allclose(joint_fake, t.D(fake, y), atol=1e-6)

@@ -380,6 +380,19 @@ def evaluate_model(
     settings: EvaluatorSettings | None = None,
 ) -> tuple[Quality, Any]:
     """Evaluate the generator in ``path`` (ONNX) against its data set; return (figures, loaded model)."""
+    model, real, evaluator = load_for_evaluation(path, dataset, data_dir, cache_dir, settings)
+    images, labels = sample_model(model, samples, seed)
+    return measure(images, evaluator, real, labels, seed), model
+
+
+def load_for_evaluation(
+    path: Path,
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    cache_dir: Path | None = None,
+    settings: EvaluatorSettings | None = None,
+) -> tuple[Any, ImageDataset, Evaluator]:
+    """(the ONNX generator on the CPU, its real data set, the evaluator for that data set)."""
     from service.registry import GeneratorModel
 
     model = GeneratorModel(Path(path), providers=["CPUExecutionProvider"], intra_threads=1)
@@ -390,9 +403,7 @@ def evaluate_model(
             f"{path}: the model has {model.info.num_classes} classes but the data set {real.name} has "
             f"{real.num_classes}"
         )
-    evaluator = get_evaluator(real, settings, cache_dir)
-    images, labels = sample_model(model, samples, seed)
-    return measure(images, evaluator, real, labels, seed), model
+    return model, real, get_evaluator(real, settings, cache_dir)
 
 
 def format_table(q: Quality, name: str = "") -> str:

@@ -167,7 +167,7 @@ class Trainer:
             real, y = self._batch()
             with torch.no_grad():
                 fake = self.G(self._noise(len(real)), y)
-            real_score, fake_score, real_classes = self._scores(real, fake, y)
+            real_score, fake_score, real_classes, _ = self._scores(real, fake, y)
             loss = critic_loss(obj.kind, real_score, fake_score)
             if real_classes is not None:  # the classifier learns from real images only
                 loss = loss + obj.aux_weight * F.cross_entropy(real_classes, y.argmax(1))
@@ -188,7 +188,7 @@ class Trainer:
         real, y = self._batch() if self.cfg.model.conditional or obj.joint_batch else (None, None)
         fake = self.G(self._noise(self.cfg.batch_size), y)
         if obj.joint_batch:  # the critic sees the fakes beside real images, as in its own steps
-            _, fake_score, fake_classes = self._scores(real, fake, y, fake_classes=True)
+            _, fake_score, _, fake_classes = self._scores(real, fake, y)
         else:
             fake_score, fake_classes = self.D.score_and_classes(fake, y)
         g_loss = generator_loss(obj.kind, fake_score)
@@ -202,23 +202,23 @@ class Trainer:
         return {"d_loss": float(d_loss), "g_loss": float(g_loss.detach())}
 
     def _scores(
-        self, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None, fake_classes: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(real scores, fake scores, class logits of the real images or, with ``fake_classes``, the fakes).
+        self, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """(real scores, fake scores, real class logits, fake class logits; logits None without the head).
 
         One critic call on real and fake together with ``joint_batch``, else one call each. Packed groups
         never mix the two: both halves hold a multiple of ``pack`` images (checked by ``validate``).
         """
         if not self.cfg.objective.joint_batch:
             real_score, real_classes = self.D.score_and_classes(real, y)
-            fake_score, fake_cls = self.D.score_and_classes(fake, y)
-            return real_score, fake_score, (fake_cls if fake_classes else real_classes)
+            fake_score, fake_classes = self.D.score_and_classes(fake, y)
+            return real_score, fake_score, real_classes, fake_classes
         labels = None if y is None else torch.cat([y, y])
         scores, classes = self.D.score_and_classes(torch.cat([real, fake]), labels)
-        groups = len(real) // self.cfg.model.pack
-        if classes is not None:
-            classes = classes[len(real) :] if fake_classes else classes[: len(real)]
-        return scores[:groups], scores[groups:], classes
+        groups, n = len(real) // self.cfg.model.pack, len(real)
+        if classes is None:
+            return scores[:groups], scores[groups:], None, None
+        return scores[:groups], scores[groups:], classes[:n], classes[n:]
 
     def _update_ema(self) -> None:
         if self.G_ema is None:
