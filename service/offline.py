@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from service.files import is_tmp, tmp_path, write_atomic
 from service.imaging import encode_png
 from service.registry import MODEL_NAME, GeneratorModel
 from service.sampling import MAX_SEED, image_indices, inputs_for, resolve_label
@@ -273,23 +274,6 @@ def manifest_name(job: Job, shard_index: int) -> str:
     return f"manifest-{shard_index:04d}-of-{job.shard_count:04d}.json"
 
 
-def _tmp(path: Path) -> Path:
-    """The temporary name of ``path``: same folder (so os.replace is atomic), owned by the unit's worker."""
-    return path.with_name(f".{path.name}.tmp")
-
-
-def _is_tmp(name: str) -> bool:
-    return name.startswith(".") and name.endswith(".tmp")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that the final name only ever holds complete contents."""
-    tmp = _tmp(path)
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def _sha256_file(path: Path) -> tuple[str, int]:
     h, n = hashlib.sha256(), 0
     with open(path, "rb") as f:
@@ -453,7 +437,7 @@ def write_png_unit(
     folder.mkdir(parents=True, exist_ok=True)
     present = set()
     for name in os.listdir(folder):
-        if _is_tmp(name):  # left by a killed run; this worker owns the folder
+        if is_tmp(name):  # left by a killed run; this worker owns the folder
             (folder / name).unlink()
         else:
             present.add(name)
@@ -609,7 +593,7 @@ def run_job(
 def _clean_npz_tmp(job: Job, unit: Unit, out: Path) -> None:
     if job.format == "npz":
         with contextlib.suppress(FileNotFoundError):
-            _tmp(out / unit_path(job, unit)).unlink()
+            tmp_path(out / unit_path(job, unit)).unlink()
 
 
 def _execute(

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from service.files import atomic_path
 from training.data import ImageDataset, load_dataset
 
 # 2: always trained on one thread (weights no longer vary with the caller); 3: an ensemble of `members` nets
@@ -215,14 +216,13 @@ def get_evaluator(
         untested = Evaluator(nets, 0.0, ds.name, shape, settings)
         accuracy = float((untested.predict(ds.images[test_idx])[0] == ds.labels[test_idx]).mean())
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
         blob = {
             "state_dicts": [net.state_dict() for net in nets],
             "held_out_accuracy": accuracy,
             "member_accuracies": members,
         }
-        torch.save(blob, tmp)
-        os.replace(tmp, path)  # concurrent evaluations never read a half-written file
+        with atomic_path(path, unique=True) as tmp:  # concurrent evaluations never read a half-written file
+            torch.save(blob, tmp)
     return Evaluator(nets, accuracy, ds.name, shape, settings, path, members)
 
 

@@ -13,8 +13,6 @@ so the seed contract is unchanged; ψ is recorded in the metadata as ``truncatio
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from service.files import write_atomic
 from training import __version__
 from training.config import TrainConfig
 from training.networks import Generator
@@ -161,10 +160,7 @@ def export(
     diffs = check_parity(module, data, m.latent_dim, m.num_classes if m.conditional else 0)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=out.parent, suffix=".tmp", delete=False) as tmp:
-        tmp.write(data)
-    os.chmod(tmp.name, 0o644)
-    os.replace(tmp.name, out)
+    write_atomic(out, data, mode=0o644)
     return ExportReport(out, diffs, metadata)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import functools
 import json
-import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from service.files import atomic_path
 from service.imaging import encode_png, tile, to_uint8
 from training.config import TrainConfig, validate
 from training.data import ImageDataset, load_dataset
@@ -120,9 +120,8 @@ class Trainer:
             "rng": self.rng.get_state(),
             "state": vars(self.state).copy(),
         }
-        tmp = self.out / (CHECKPOINT + ".tmp")
-        torch.save(blob, tmp)
-        os.replace(tmp, self.out / CHECKPOINT)
+        with atomic_path(self.out / CHECKPOINT) as tmp:
+            torch.save(blob, tmp)
 
     def load(self) -> None:
         blob = torch.load(self.out / CHECKPOINT, weights_only=True)  # no pickle of arbitrary objects
