@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from service import image_urls
 from service.guards import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("ganserve.openapi")
@@ -141,6 +142,8 @@ def fix_spec(spec: dict[str, Any], model_names: Iterable[str]) -> dict[str, Any]
             for schema in props.values():
                 if schema.get("default", 0) is None:  # optional fields also accept null
                     schema["nullable"] = True
+    # A route mounted as an ASGI app, which BentoML's document cannot see.
+    spec.setdefault("paths", {})[image_urls.PATH_TEMPLATE] = image_urls.openapi_path(names, ERROR_SCHEMA)
     return spec
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.responses import JSONResponse, Response
 
-from service import guards
+from service import guards, image_urls
 from service.accel import CUDA, buckets, padded_run
 from service.batching import Batcher
 from service.imaging import encode_png, tile, to_uint8
@@ -98,6 +98,7 @@ def error(status: int, message: str, field: str | None, request_id: str) -> JSON
 
 
 @bentoml.asgi_app(ui_app(), path="/ui")
+@bentoml.asgi_app(image_urls.ImageApp(bentoml.get_current_service), path=image_urls.MOUNT)
 @bentoml.service(
     name="ganserve",
     workers=SETTINGS.workers,
@@ -107,7 +108,7 @@ def error(status: int, message: str, field: str | None, request_id: str) -> JSON
     # Per-request work nobody reads by default: an access-log line and a tracing span cost about a fifth of
     # BentoML's CPU per request (see the README's benchmarks); GANSERVE_ACCESS_LOG/_TRACING=1 restore them.
     logging={"access": {"enabled": SETTINGS.access_log}},
-    tracing={} if SETTINGS.tracing else {"excluded_urls": ["/generate"]},
+    tracing={} if SETTINGS.tracing else {"excluded_urls": ["/generate", image_urls.MOUNT]},
 )
 class GanService:
     """Serves every generator of the models folder with batched, reproducible sampling."""
