@@ -73,3 +73,14 @@ def server(models_dir) -> Server:
     srv = Server(models_dir, env={"GANSERVE_MAX_COUNT": "64"}).wait_ready()
     yield srv
     srv.stop()
+
+
+KEY = "test-key-0123456789"
+
+
+@pytest.fixture(scope="session")
+def keyed_server(models_dir) -> Server:
+    """A second real server over the same models, with an API key and at most 8 images per request."""
+    srv = Server(models_dir, env={"GANSERVE_API_KEY": KEY, "GANSERVE_MAX_COUNT": "8"}).wait_ready()
+    yield srv
+    srv.stop()

@@ -1,0 +1,18 @@
+"""A small Python client for a ganserve server: numpy arrays in, server errors out as exceptions.
+
+    from ganserve_client import Client
+
+    with Client("http://127.0.0.1:3000", api_key=None) as client:
+        batch = client.generate("digits-cgan", count=16, seed=42, label=7)
+        batch.images      # uint8 [16, H, W, C]
+        batch.indices     # image indices (start … start+count-1), batch.labels: class per image (or None)
+
+A top-level package of its own, not part of ``service``: it imports only httpx, numpy and Pillow (no BentoML,
+ONNX Runtime or torch), so an application that calls a server needs none of the server's dependencies, and the
+folder can be vendored as is.
+"""
+
+from ganserve_client.client import Batch, Client, Walk
+from ganserve_client.errors import ServerError
+
+__all__ = ["Batch", "Client", "ServerError", "Walk"]
