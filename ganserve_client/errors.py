@@ -43,12 +43,27 @@ class ServerError(Exception):
         if not isinstance(body, dict):
             text = response.text.strip()[:500] or response.reason_phrase
             return cls(response.status_code, text, request_id)
-        message = body.get("error") or body.get("detail") or response.reason_phrase
+        message = str(body.get("error") or body.get("detail") or response.reason_phrase)
+        field, detail = body.get("field"), body.get("detail")
+        problems = _validation_problems(detail)
+        if problems:  # BentoML's pydantic refusal: "1 validation error for X" says nothing until the details
+            message = f"{message}: " + "; ".join(f"{loc}: {msg}" if loc else msg for loc, msg in problems)
+            field = field or problems[0][0] or None
         return cls(
             response.status_code,
-            str(message),
+            message,
             body.get("request_id") or request_id,
-            body.get("field"),
+            field,
             body.get("limit"),
-            body.get("detail"),
+            detail,
         )
+
+
+def _validation_problems(detail: Any, most: int = 5) -> list[tuple[str, str]]:
+    """(field, message) of each pydantic error in a ``detail`` list; empty for any other detail."""
+    if not isinstance(detail, list) or not all(isinstance(d, dict) and "msg" in d for d in detail):
+        return []
+    return [
+        (".".join(str(part) for part in d.get("loc", ()) if part != "body"), str(d["msg"]))
+        for d in detail[:most]
+    ]

@@ -124,7 +124,11 @@ def test_server_errors_raise_with_the_servers_message_and_request_id(client, cal
 def test_validation_errors_carry_the_message(client):
     with pytest.raises(ServerError) as exc:
         client.walk("tiny-cgan", 1, 2, steps=1)  # pydantic's refusal, in BentoML's own error body
-    assert exc.value.status == 400 and "steps" in str(exc.value)
+    err = exc.value
+    assert err.status == 400 and err.field == "steps" and "greater than or equal to 2" in err.message, err
+    with pytest.raises(ServerError) as exc:
+        client.generate("tiny-dcgan", count=0, seed=-1)
+    assert exc.value.field == "count" and "seed: Input should be greater" in exc.value.message, exc.value
 
 
 def test_the_api_key(keyed_server):
