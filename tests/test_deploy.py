@@ -122,11 +122,13 @@ def test_the_manifest_matches_the_dockerfile():
     assert port == int(image["EXPOSE"]) == int(image["BENTOML_PORT"])
     assert c.get("command") is None and c.get("args") is None  # the image's CMD: bentoml serve, keep-alive 75
     # Everything the service writes at run time lies on a mounted emptyDir: the root file system is read-only.
-    home = env(docs)["BENTOML_HOME"]["value"]
+    # Seen with strace on `bentoml serve` answering every route: BENTOML_HOME, /tmp (tempfile, BentoML's
+    # sockets) and ONNX Runtime's device-id database under $XDG_CACHE_HOME (default ~/.cache).
+    home, cache = env(docs)["BENTOML_HOME"]["value"], env(docs)["XDG_CACHE_HOME"]["value"]
     assert home == image["BENTOML_HOME"]
     volumes = {v["name"]: v for v in spec["volumes"]}
     writable = [m["mountPath"] for m in c["volumeMounts"] if "emptyDir" in volumes[m["name"]]]
-    for path in (home, "/tmp"):
+    for path in (home, cache, "/tmp"):
         assert any(path == w or path.startswith(w.rstrip("/") + "/") for w in writable), path
     # the models the image ships are the ones served (GANSERVE_MODELS_DIR is not redirected elsewhere)
     assert "GANSERVE_MODELS_DIR" not in env(docs) and image["GANSERVE_MODELS_DIR"] == "/app/models"
