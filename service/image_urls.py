@@ -198,7 +198,11 @@ class ImageApp:
             label_value = parse_label(scope.get("query_string", b""))
         except RequestError as exc:
             return await _error(send, exc.status, str(exc), exc.field, request_id)
-        svc = self._service()
+        try:
+            svc = self._service()
+        except Exception:  # BentoML holds no instance while it starts or after it has stopped
+            message = "the service is starting or stopping; retry shortly"
+            return await _error(send, 503, message, None, request_id, {"Retry-After": "1"})
         model = svc.models.get(name)
         if model is None:
             known = ", ".join(sorted(svc.models))
@@ -252,6 +256,7 @@ def openapi_path(model_names: list[str], error_schema: dict[str, Any]) -> dict[s
         "405": "A method other than GET or HEAD",
         "429": "More requests in flight than GANSERVE_MAX_CONCURRENCY",
         "500": "A model run failed; the request_id is in the server log",
+        "503": "The service is starting or stopping",
         "504": "Not answered within GANSERVE_TIMEOUT seconds",
     }
     return {

@@ -207,3 +207,27 @@ def test_etag_depends_on_every_input():
     variants = [etag("b" * 64, 1, 2, row), etag("a" * 64, 2, 2, row), etag("a" * 64, 1, 3, row),
                 etag("a" * 64, 1, 2, np.eye(3, dtype=np.float32)[2]), etag("a" * 64, 1, 2, None)]  # fmt: skip
     assert base not in variants and len(set(variants)) == len(variants)
+
+
+def test_no_service_instance_is_503_not_a_crash():
+    import asyncio
+
+    from service.image_urls import ImageApp
+
+    def stopped():
+        raise RuntimeError("service isn't instantiated yet")  # what bentoml.get_current_service raises
+
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/images/m/1/2.png",
+        "root_path": "",
+        "query_string": b"",
+    }
+    asyncio.run(ImageApp(stopped)(scope, None, send))
+    assert sent[0]["status"] == 503 and (b"retry-after", b"1") in sent[0]["headers"]
