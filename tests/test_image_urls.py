@@ -231,3 +231,12 @@ def test_no_service_instance_is_503_not_a_crash():
     }
     asyncio.run(ImageApp(stopped)(scope, None, send))
     assert sent[0]["status"] == 503 and (b"retry-after", b"1") in sent[0]["headers"]
+
+
+def test_the_guards_treat_image_urls_as_an_api_route():
+    from service.guards import OPEN_PATHS, PAGE_PATHS, PAGE_PREFIXES, needs_key
+
+    path = "/images/tiny-dcgan/1/2.png"
+    assert needs_key("GET", path) and needs_key("HEAD", path)  # not an open page: the key is required
+    # counted by the concurrency guard, which exempts only OPEN_PATHS
+    assert path not in OPEN_PATHS and path not in PAGE_PATHS and not path.startswith(PAGE_PREFIXES)
