@@ -1,7 +1,8 @@
 """Decode one image file into a square uint8 array of the training size.
 
 Any size and aspect: the picture is padded to a square (centred; transparent for RGBA, the pad colour
-otherwise) and then resized with Pillow's antialiasing Lanczos filter. RGBA is resized through premultiplied
+otherwise) and then resized with an antialiasing filter (area averaging when shrinking, bilinear when
+enlarging). RGBA is resized through premultiplied
 alpha (Pillow's ``RGBa`` mode), so transparent pixels' hidden colour cannot bleed into the edges as dark or
 coloured fringes. Palette images with transparency and the first frame of animated GIFs are handled.
 """
@@ -66,7 +67,11 @@ def to_square(img: Image.Image, spec: DecodeSpec) -> np.ndarray:
         square.paste(work, ((side - w) // 2, (side - h) // 2))
         work = square
     if side != spec.size:
-        work = work.resize((spec.size, spec.size), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        # Area averaging down, bilinear up: filters without negative lobes. Lanczos or bicubic would ring,
+        # leaving faint alpha halos (values 1–3) around every sprite and overshooting colours at edges.
+        down = side > spec.size
+        resample = Image.Resampling.BOX if down else Image.Resampling.BILINEAR
+        work = work.resize((spec.size, spec.size), resample, reducing_gap=3.0 if down else None)
     if spec.channels == 4:
         work = work.convert("RGBA")
     elif spec.channels == 1:
