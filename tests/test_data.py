@@ -199,6 +199,17 @@ def test_worker_processes_give_the_same_batches_in_the_same_order(gif_folder):
     assert to_float(torch.full((1, 2, 2, 3), 255, dtype=torch.uint8)).eq(1).all()
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_batches_are_pinned_copies_equal_to_the_cpu_ones():
+    ds = load_dataset("digits", 16, 3)
+    sampler = BatchSampler(len(ds.images), 16, seed=2)
+    cpu = BatchLoader(ds.images, sampler.indices)
+    gpu = BatchLoader(ds.images, sampler.indices, device="cuda")
+    for cursor in range(3):
+        x, idx = gpu.get(cursor)
+        assert x.device.type == "cuda" and torch.equal(x.cpu(), cpu.get(cursor)[0])
+
+
 # ---- built-in sets ---------------------------------------------------------------------------------
 def debian_fashion_mnist() -> Path:
     folder = DEBIAN_DIRS["fashion-mnist"]
@@ -318,3 +329,21 @@ def test_data_modules_do_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ---- memory (the small version of benchmarks/data_memory.py) ---------------------------------------
+def test_training_memory_grows_by_far_less_than_a_float_copy_of_the_set(tmp_path):
+    """Peak RSS of training on 4,000 vs 64 images of 64×64×3: the difference must stay well under the
+    float32 copy the old loader made (197 MB), which alone would exceed the bound."""
+    from benchmarks.data_memory import make_folder, measured, run_measured
+
+    env = {**os.environ, "GANSERVE_DATA_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    peaks = {}
+    for count in (64, 4000):
+        folder = make_folder(tmp_path / f"set{count}", count)
+        cmd = ["training", "train", "--dataset", f"folder:{folder}", "--image-size", "64", "--channels", "3",
+               "--steps", "2", "--g-width", "8", "--d-width", "8", "--batch-size", "16", "--no-progress",
+               "--out", str(tmp_path / f"run{count}")]  # fmt: skip
+        peaks[count], _, _ = run_measured(measured(cmd), env)
+    float_copy = 4000 * 64 * 64 * 3 * 4
+    assert peaks[4000] - peaks[64] < float_copy / 2, peaks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +15,19 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 
 def _images_in(folder: Path, recursive: bool) -> list[Path]:
-    found = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(
-        p
-        for p in found
-        if p.is_file()
-        and p.suffix.lower() in IMAGE_SUFFIXES
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
+    """Image files in ``folder`` (and below, when ``recursive``), sorted; hidden files and folders skipped.
+
+    ``os.walk`` reads each directory once with its entries' types: no stat per file on a 100,000-file folder.
+    """
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [] if not recursive else [d for d in dirnames if not d.startswith(".")]
+        found += [
+            Path(dirpath, name)
+            for name in filenames
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+        ]
+    return sorted(found)
 
 
 def scan_folder(root: Path) -> tuple[list[Path], np.ndarray, tuple[str, ...]]:
