@@ -199,6 +199,16 @@ def test_worker_processes_give_the_same_batches_in_the_same_order(gif_folder):
     assert to_float(torch.full((1, 2, 2, 3), 255, dtype=torch.uint8)).eq(1).all()
 
 
+def test_decoding_with_worker_processes_gives_the_same_cache(tmp_path):
+    from benchmarks.data_memory import make_folder
+
+    files = sorted(make_folder(tmp_path / "imgs", 300).glob("*.png"))  # enough for the pool to be used
+    labels = np.zeros(len(files), dtype=np.int64)
+    one = decode_cached(files, labels, DecodeSpec(16, 3), tmp_path / "a")
+    pooled = decode_cached(files, labels, DecodeSpec(16, 3), tmp_path / "b", workers=2)
+    assert np.array_equal(one.images, pooled.images) and one.images.shape == (300, 16, 16, 3)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_batches_are_pinned_copies_equal_to_the_cpu_ones():
     ds = load_dataset("digits", 16, 3)
