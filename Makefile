@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: serve test lint format browser
+.PHONY: serve test lint format browser datasets
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -33,7 +33,14 @@ browser:
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || \
 	  echo "warning: chromium missing and not installable here; the browser tests will skip (fail under CI)"
 
-test: $(VENV)/.dev-installed browser
+# Fashion-MNIST from Debian (/usr/share/datasets/fashion-mnist), so the tests train on the real files.
+datasets:
+	@[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || { \
+	  command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist; } || \
+	  echo "warning: dataset-fashion-mnist missing and not installable here; its test will skip (fail under CI)"
+
+test: $(VENV)/.dev-installed browser datasets
 	$(PY) -m pytest
 
 lint: $(VENV)/.dev-installed

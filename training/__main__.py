@@ -12,8 +12,14 @@ from training.config import RECIPES, TrainConfig, override, preset
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", choices=RECIPES, default="dcgan", help="preset to start from")
-    p.add_argument("--dataset", default=None, help="digits (default), mnist, fashion-mnist or folder:PATH")
-    p.add_argument("--data-dir", default=None, help="cache folder for mnist / fashion-mnist IDX files")
+    p.add_argument(
+        "--dataset", default=None, help="digits (default), mnist, fashion-mnist, emoji or folder:PATH"
+    )
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder of mnist / fashion-mnist IDX files, or of an unpacked emoji-datasource-google package",
+    )
     p.add_argument("--image-size", type=int, default=None, choices=(16, 32, 64))
     p.add_argument("--channels", type=int, default=None, choices=(1, 3, 4))
     p.add_argument("--steps", type=int, default=None, help="generator steps")
@@ -62,6 +68,34 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     t.add_argument("--beta2", type=float, default=None)
     t.add_argument("--ema-decay", type=float, default=None)
     t.add_argument("--ema-start", type=int, default=None)
+    d = p.add_argument_group("data")
+    d.add_argument("--pad", default=None, help="padding colour for 1 or 3 channels (name or #rrggbb)")
+    d.add_argument(
+        "--skip-bad-images",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="leave out unreadable files (count and names printed) instead of stopping",
+    )
+    d.add_argument(
+        "--skin-tones",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="emoji: add skin-tone variants",
+    )
+    d.add_argument("--workers", type=int, default=None, help="processes decoding folders and loading batches")
+    a = p.add_argument_group("augmentation")
+    a.add_argument(
+        "--mirror",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="random horizontal flips of reals",
+    )
+    a.add_argument(
+        "--diffaugment",
+        default=None,
+        metavar="POLICY",
+        help="DiffAugment for every critic input: comma-separated color,translation,cutout",
+    )
     s = p.add_argument_group("logging")
     s.add_argument("--sample-every", type=int, default=None)
     s.add_argument("--checkpoint-every", type=int, default=None)
@@ -173,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     v = sub.add_parser("evaluate", help="measure an exported generator's quality against its data set")
     v.add_argument("model", type=Path, help="an exported generator, e.g. models/NAME.onnx")
     v.add_argument("--dataset", default=None, help="data set to compare with (default: the model's own)")
-    v.add_argument("--data-dir", default=None, help="cache folder for mnist / fashion-mnist IDX files")
+    v.add_argument("--data-dir", default=None, help="folder of the data set's files (see train --data-dir)")
     v.add_argument("--samples", type=int, default=5000, help="images drawn from the model")
     v.add_argument("--seed", type=int, default=0, help="sampling seed (the service's noise contract)")
     v.add_argument(

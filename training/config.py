@@ -20,6 +20,19 @@ Upsample = Literal["transposed", "nearest", "bilinear"]
 Optimizer = Literal["adam", "rmsprop"]
 
 RECIPES = ("dcgan", "wgan", "wgan-gp", "cgan")
+DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")  # Zhao et al. 2020, applied in this order
+
+
+def parse_policy(text: str) -> tuple[str, ...]:
+    """``"color,translation"`` → the policies in DiffAugment's order; raises ValueError naming the flag."""
+    names = {p.strip() for p in text.split(",") if p.strip()}
+    unknown = sorted(names - set(DIFFAUGMENT_POLICIES))
+    if unknown:
+        raise ValueError(
+            f"--diffaugment: unknown policy {', '.join(unknown)}; use a comma-separated subset of "
+            f"{','.join(DIFFAUGMENT_POLICIES)}"
+        )
+    return tuple(p for p in DIFFAUGMENT_POLICIES if p in names)
 
 
 @dataclass(frozen=True)
@@ -75,6 +88,41 @@ class OptimConfig:
 
 
 @dataclass(frozen=True)
+class DataConfig:
+    """How the data set's files become training images (the spec itself is ``TrainConfig.dataset``)."""
+
+    pad: str = field(
+        default="black",
+        metadata={"help": "colour that pads non-square pictures to square (and flattens alpha) for 1 or 3 "
+                  "channels: a name or #rrggbb; RGBA pads with transparency"},
+    )  # fmt: skip
+    skip_bad_images: bool = field(
+        default=False,
+        metadata={"help": "leave out files Pillow cannot read (their count and first names are printed) "
+                  "instead of stopping"},
+    )  # fmt: skip
+    skin_tones: bool = field(
+        default=False, metadata={"help": "emoji: add the skin-tone variants (People & Body becomes 60%)"}
+    )
+    workers: int = field(
+        default=0,
+        metadata={"help": "worker processes that decode folders and prefetch batches from the decoded cache"},
+    )
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Augmentation of what the critic sees; all off in the presets (off = the same runs as before)."""
+
+    mirror: bool = field(default=False, metadata={"help": "random horizontal flips of real images"})
+    diffaugment: str = field(
+        default="",
+        metadata={"help": "DiffAugment policy (Zhao et al. 2020) for real and fake critic inputs: "
+                  "comma-separated color, translation, cutout"},
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything that determines a training run (with the seed, it determines the weights)."""
 
@@ -83,6 +131,8 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     steps: int = 2000  # generator steps
     batch_size: int = 64
     seed: int = 0
@@ -103,9 +153,16 @@ class TrainConfig:
         model = ModelConfig(**data.pop("model"))
         objective = ObjectiveConfig(**data.pop("objective"))
         optim = OptimConfig(**data.pop("optim"))
+        data_cfg = DataConfig(**data.pop("data", {}))  # absent from runs made before these sections
+        augment = AugmentConfig(**data.pop("augment", {}))
         known = {f.name for f in fields(cls)}
         return cls(
-            model=model, objective=objective, optim=optim, **{k: v for k, v in data.items() if k in known}
+            model=model,
+            objective=objective,
+            optim=optim,
+            data=data_cfg,
+            augment=augment,
+            **{k: v for k, v in data.items() if k in known},
         )
 
     @classmethod
@@ -155,11 +212,20 @@ def validate(cfg: TrainConfig) -> None:
         )
     if m.aux_classifier and m.pack > 1:
         raise ValueError("--aux-classifier classifies single images: it cannot be combined with pack > 1")
+    if cfg.data.workers < 0:
+        raise ValueError(f"--workers must be 0 or more, got {cfg.data.workers}")
+    parse_policy(cfg.augment.diffaugment)
 
 
 def override(cfg: TrainConfig, **changes: Any) -> TrainConfig:
     """Apply flat overrides (``lr_g=...``, ``n_critic=...``) to whichever section owns each name."""
-    sections = {"model": ModelConfig, "objective": ObjectiveConfig, "optim": OptimConfig}
+    sections = {
+        "model": ModelConfig,
+        "objective": ObjectiveConfig,
+        "optim": OptimConfig,
+        "data": DataConfig,
+        "augment": AugmentConfig,
+    }
     per_section: dict[str, dict[str, Any]] = {name: {} for name in sections}
     top: dict[str, Any] = {}
     for key, value in changes.items():

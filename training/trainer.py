@@ -21,8 +21,10 @@ from tqdm import tqdm
 
 from service.files import atomic_path
 from service.imaging import encode_png, tile, to_uint8
+from training.augment import Augmenter
 from training.config import TrainConfig, validate
 from training.data import ImageDataset, load_dataset
+from training.data.loader import BatchLoader
 from training.networks import Critic, Generator, init_weights
 from training.objectives import critic_loss, generator_loss, gradient_penalty
 
@@ -68,7 +70,21 @@ class Trainer:
         validate(cfg)
         torch.set_num_threads(cfg.threads)
         self.out = Path(out)
-        ds = dataset or load_dataset(cfg.dataset, cfg.model.image_size, cfg.model.channels, cfg.data_dir)
+        ds = dataset or load_dataset(
+            cfg.dataset,
+            cfg.model.image_size,
+            cfg.model.channels,
+            cfg.data_dir,
+            pad=cfg.data.pad,
+            skip_bad_images=cfg.data.skip_bad_images,
+            skin_tones=cfg.data.skin_tones,
+            workers=cfg.data.workers,
+        )
+        if cfg.model.conditional and not ds.labeled:
+            raise ValueError(
+                f"--conditional needs labelled data, but {ds.name} has no class sub-folders: put each class "
+                "in its own sub-folder, or train without --conditional"
+            )
         if len(ds.images) < cfg.batch_size:
             raise ValueError(
                 f"dataset {ds.name} has {len(ds.images)} images, fewer than batch size {cfg.batch_size}"
@@ -80,7 +96,6 @@ class Trainer:
         )
         self.cfg = replace(cfg, model=model_cfg)
         self.dataset = ds
-        self.images = torch.from_numpy(ds.as_float())
         self.labels = torch.from_numpy(ds.labels)
 
         torch.manual_seed(cfg.seed)
@@ -93,7 +108,10 @@ class Trainer:
             self._optimizer(self.D, cfg.optim.lr_d),
         )
         self.rng = torch.Generator().manual_seed(cfg.seed + 1)
-        self.sampler = BatchSampler(len(self.images), cfg.batch_size, cfg.seed)
+        self.sampler = BatchSampler(len(ds.images), cfg.batch_size, cfg.seed)
+        # Images stay uint8 (memory-mapped for folders) and become float one batch at a time.
+        self.loader = BatchLoader(ds.images, self.sampler.indices, workers=cfg.data.workers)
+        self.augment = Augmenter(cfg.augment, self.rng)
         sample_rng = torch.Generator().manual_seed(cfg.seed + 2)
         self.fixed_z = torch.randn(64, model_cfg.latent_dim, generator=sample_rng)
         self.fixed_y = torch.arange(64) % max(1, ds.num_classes)
@@ -145,10 +163,10 @@ class Trainer:
 
     # ---- one step ----------------------------------------------------------------------------------
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        idx = self.sampler.indices(self.state.cursor)
+        images, idx = self.loader.get(self.state.cursor)
         self.state.cursor += 1
         y = one_hot(self.labels[idx], self.cfg.model.num_classes) if self.cfg.model.conditional else None
-        return self.images[idx], y
+        return self.augment.real(images), y
 
     def _noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.cfg.model.latent_dim, generator=self.rng)
@@ -166,6 +184,7 @@ class Trainer:
             real, y = self._batch()
             with torch.no_grad():
                 fake = self.G(self._noise(len(real)), y)
+            real, fake = self.augment.critic_input(real), self.augment.critic_input(fake)  # DiffAugment's T
             real_score, fake_score, real_classes, _ = self._scores(real, fake, y)
             loss = critic_loss(obj.kind, real_score, fake_score)
             if real_classes is not None:  # the classifier learns from real images only
@@ -185,8 +204,11 @@ class Trainer:
 
         # The generator's labels follow the data's class frequencies (those of the last real batch).
         real, y = self._batch() if self.cfg.model.conditional or obj.joint_batch else (None, None)
-        fake = self.G(self._noise(self.cfg.batch_size), y)
-        if obj.joint_batch:  # the critic sees the fakes beside real images, as in its own steps
+        fake = self.augment.critic_input(self.G(self._noise(self.cfg.batch_size), y))
+        if obj.joint_batch:
+            real = self.augment.critic_input(
+                real
+            )  # the critic sees the fakes beside real images, as in its own steps
             _, fake_score, _, fake_classes = self._scores(real, fake, y)
         else:
             fake_score, fake_classes = self.D.score_and_classes(fake, y)

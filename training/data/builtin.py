@@ -1,9 +1,6 @@
-"""Data sets as uint8 image arrays [N, H, W, C] with integer labels and class names.
-
-Supported specs: ``digits`` (scikit-learn's bundled 8×8 digits, no download), ``mnist`` and
-``fashion-mnist`` (IDX files in a cache folder, downloaded with checksum verification when missing)
-and ``folder:PATH`` (one sub-folder per class, any format Pillow reads).
-"""
+"""Built-in grey data sets: ``digits`` (scikit-learn's bundled 8×8 digits, no download), ``mnist`` and
+``fashion-mnist`` (IDX files: Debian's ``dataset-fashion-mnist`` package when installed, else a cache folder,
+downloaded with checksum verification when missing)."""
 
 from __future__ import annotations
 
@@ -14,34 +11,12 @@ import shutil
 import struct
 import tempfile
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from training import SUPPORTED_CHANNELS, SUPPORTED_IMAGE_SIZES
-
-
-class DatasetError(ValueError):
-    """A data set cannot be used; the message says which file or setting and why."""
-
-
-@dataclass(frozen=True)
-class ImageDataset:
-    images: np.ndarray  # uint8 [N, H, W, C]
-    labels: np.ndarray  # int64 [N]
-    class_names: tuple[str, ...]
-    name: str
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    def as_float(self) -> np.ndarray:
-        """Images as float32 [N, C, H, W] in [-1, 1], the generator's output range."""
-        return (self.images.transpose(0, 3, 1, 2).astype(np.float32) / 127.5) - 1.0
-
+from training.data.dataset import DatasetError, ImageDataset
 
 # Official file names and MD5 sums (the ones the data sets' own pages publish).
 IDX_SOURCES: dict[str, dict] = {
@@ -74,35 +49,26 @@ IDX_SOURCES: dict[str, dict] = {
     },
 }
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+DEBIAN_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}  # apt: dataset-fashion-mnist
 
 
-def default_data_dir() -> Path:
-    return Path(os.environ.get("GANSERVE_DATA_DIR", Path.home() / ".cache" / "ganserve" / "datasets"))
+def idx_folder(name: str, data_dir: Path | None, cache_root: Path) -> Path:
+    """Where an IDX set is read from: ``--data-dir``, else Debian's package, else the cache folder."""
+    if data_dir is not None:
+        return data_dir
+    debian = DEBIAN_DIRS.get(name)
+    if debian is not None and all(
+        (debian / f).exists() or (debian / f.removesuffix(".gz")).exists() for f in IDX_SOURCES[name]["files"]
+    ):
+        return debian
+    return cache_root / name
 
 
-def load_dataset(
-    spec: str, image_size: int, channels: int | None = None, data_dir: str | Path | None = None
+def builtin(
+    spec: str, image_size: int, channels: int | None, data_dir: Path | None, cache_root: Path
 ) -> ImageDataset:
-    """Load a data set by spec, resized to ``image_size`` with ``channels`` channels.
-
-    Raises DatasetError with a message naming the problem before any training starts.
-    """
-    if image_size not in SUPPORTED_IMAGE_SIZES:
-        sizes = ", ".join(map(str, SUPPORTED_IMAGE_SIZES))
-        raise DatasetError(f"image size {image_size} is not supported; choose one of {sizes}")
-    if channels is not None and channels not in SUPPORTED_CHANNELS:
-        raise DatasetError(
-            f"channels {channels} is not supported; choose one of {', '.join(map(str, SUPPORTED_CHANNELS))}"
-        )
-    if spec == "digits":
-        ds = _digits()
-    elif spec in IDX_SOURCES:
-        ds = _idx_dataset(spec, Path(data_dir) if data_dir else default_data_dir() / spec)
-    elif spec.startswith("folder:"):
-        return _folder(Path(spec.removeprefix("folder:")), image_size, channels or 3)
-    else:
-        raise DatasetError(f"unknown dataset {spec!r}; use digits, mnist, fashion-mnist or folder:PATH")
+    """digits, mnist or fashion-mnist at ``image_size`` with ``channels`` (default 1), held in RAM."""
+    ds = _digits() if spec == "digits" else _idx_dataset(spec, idx_folder(spec, data_dir, cache_root))
     return ImageDataset(
         images=_resize_gray(ds.images, image_size, channels or 1),
         labels=ds.labels,
@@ -193,33 +159,3 @@ def _download(mirrors: list[str], fname: str, md5: str, dest: Path) -> None:
         os.replace(tmp.name, dest)
         return
     raise DatasetError(f"cannot download {fname} into {dest.parent}: " + "; ".join(errors))
-
-
-def _folder(root: Path, size: int, channels: int) -> ImageDataset:
-    if not root.exists():
-        raise DatasetError(f"dataset folder {root} does not exist")
-    if not root.is_dir():
-        raise DatasetError(f"dataset path {root} is not a folder")
-    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
-        raise DatasetError(f"dataset folder {root} has no class sub-folders (expected {root}/CLASS/IMAGE)")
-    mode = {1: "L", 3: "RGB", 4: "RGBA"}[channels]
-    images, labels = [], []
-    for index, folder in enumerate(classes):
-        files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise DatasetError(f"class folder {folder} holds no images")
-        for path in files:
-            try:
-                with Image.open(path) as img:
-                    img = img.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
-                    images.append(np.asarray(img, dtype=np.uint8).reshape(size, size, channels))
-            except (UnidentifiedImageError, OSError, ValueError) as exc:
-                raise DatasetError(f"cannot read image {path}: {exc}") from exc
-            labels.append(index)
-    return ImageDataset(
-        images=np.stack(images),
-        labels=np.asarray(labels, dtype=np.int64),
-        class_names=tuple(p.name for p in classes),
-        name=f"folder:{root}",
-    )
