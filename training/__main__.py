@@ -58,6 +58,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         trainer.load()
     elif resume:  # killed before its first checkpoint: the recorded settings start again from step 0
         trainer.log("--resume: no checkpoint yet; training from step 0 with the recorded settings")
+        trainer.discard_metrics_after(0)
     try:
         state = trainer.run(progress=not args.no_progress)
     finally:

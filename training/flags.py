@@ -100,6 +100,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                 choices = typing.get_args(tp)
             if choices is not None:
                 kwargs["choices"] = tuple(choices)
+            else:
+                kwargs["metavar"] = f.name.upper()
         target.add_argument(fl.flag, **kwargs)
 
 

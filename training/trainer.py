@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from service.files import atomic_path, write_atomic
+from service.files import atomic_path, tmp_path, write_atomic
 from service.imaging import encode_png, tile, to_uint8
 from training.config import TrainConfig, validate
 from training.data import ImageDataset, load_dataset
@@ -164,15 +164,15 @@ class Trainer:
 
         On CUDA BatchNorm becomes SyncBatchNorm, so statistics are those of the global batch as in one
         process; torch refuses SyncBatchNorm on CPU modules, so CPU ranks normalise with their own share.
-        Buffers are not broadcast: with SyncBatchNorm they agree anyway, and on the CPU the running
-        statistics of rank 0 are the ones saved.
+        Buffers are synchronised at the start only: with SyncBatchNorm they agree anyway, and on the CPU
+        the running statistics of rank 0 are the ones saved.
         """
         if not self.procs.distributed:
             return module
         if self.device.type == "cuda":
             module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return torch.nn.parallel.DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+        return torch.nn.parallel.DistributedDataParallel(module, device_ids=ids, forward_sync_buffers=False)
 
     def _optimizer(self, module: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
         o = self.cfg.optim
@@ -208,6 +208,8 @@ class Trainer:
         """Continue from the checkpoint (every process reads it; tensors land on this run's device)."""
         # weights_only: no pickle of arbitrary objects; map_location: a GPU checkpoint loads on a CPU.
         blob = torch.load(self.out / CHECKPOINT, map_location=self.device, weights_only=True)
+        if self.is_main:  # a write cut short by a kill; the next checkpoint would overwrite it anyway
+            tmp_path(self.out / CHECKPOINT).unlink(missing_ok=True)
         self.G.load_state_dict(blob["G"])
         self.D.load_state_dict(blob["D"])
         if self.G_ema is not None:
@@ -231,14 +233,17 @@ class Trainer:
                 f"resume: checkpoint made by {blob.get('processes', 1)} process(es), resuming with "
                 f"{self.procs.world}; batch statistics differ, so the weights will not match either run"
             )
-        # Metrics logged after the checkpoint belong to work that is about to be redone (and a run killed
-        # mid-write may have left a torn last line).
+        self.discard_metrics_after(self.state.step)
+
+    def discard_metrics_after(self, step: int) -> None:
+        """Drop logged metrics after ``step``: they belong to work that is about to be redone (and a run
+        killed mid-write may have left a torn last line)."""
         metrics = self.out / METRICS
         if metrics.exists() and self.is_main:
             kept = []
             for line in metrics.read_text().splitlines():
                 try:
-                    if json.loads(line)["step"] <= self.state.step:
+                    if json.loads(line)["step"] <= step:
                         kept.append(line)
                 except (ValueError, KeyError, TypeError):
                     continue
