@@ -70,6 +70,6 @@ def test_two_processes_train_what_one_trains_without_batch_statistics(ddp_runs, 
 def test_only_rank_zero_writes(ddp_runs):
     out, _ = ddp_runs
     run = out / "dcgan-part"
-    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_000002.png"]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_000002.png", "step_000004.png"]
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert steps == [4]  # one line per log step (log_every 10 → only the last step), not one per rank
+    assert steps == [2, 4]  # the last step of each part (log_every 10) once, not once per rank

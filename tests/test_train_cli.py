@@ -248,3 +248,21 @@ def test_config_file_path_errors_are_named(tmp_path, capsys):
     bad.write_text("steps = [")
     assert main(["train", "--config", str(bad), "--out", str(tmp_path / "r")]) == 2
     assert "not valid TOML" in capsys.readouterr().err
+
+
+def test_a_new_config_field_becomes_a_flag_without_code(monkeypatch):
+    """What issue-style additions need: a field with help metadata is a flag (bool, str, tuple)."""
+    import training.flags
+
+    @dataclasses.dataclass(frozen=True)
+    class Extended(TrainConfig):
+        mirror: bool = dataclasses.field(default=False, metadata={"help": "flip real images"})
+        policy: typing.Literal["none", "color"] = dataclasses.field(default="none", metadata={"help": "p"})
+        layers: tuple[int, ...] = dataclasses.field(default=(), metadata={"help": "l"})
+
+    monkeypatch.setattr(training.flags, "TrainConfig", Extended)
+    args = parse("--mirror", "--policy", "color", "--layers", "1", "2")
+    given = {fl.flag: v for fl, v in training.flags.given_flags(args).items()}
+    assert given == {"--mirror": True, "--policy": "color", "--layers": (1, 2)}
+    with pytest.raises(SystemExit):
+        parse("--policy", "shape")

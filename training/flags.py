@@ -65,6 +65,13 @@ def _scalar(tp: Any) -> Any:
     raise TypeError(f"no command-line type for {tp!r}: give the field cli=False metadata or a simple type")
 
 
+class _TupleAction(argparse.Action):
+    """Store ``nargs`` values as a tuple (frozen dataclasses keep tuples, not lists)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001
+        setattr(namespace, self.dest, tuple(values))
+
+
 def config_flags() -> list[Flag]:
     """Every configuration field that is a flag, in declaration order (sections after the top level)."""
     out: list[Flag] = []
@@ -93,6 +100,10 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         kwargs: dict[str, Any] = {"dest": fl.dest, "default": None, "help": help_text}
         if tp is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(tp) in (tuple, list):  # tuple[X, ...] / list[X]: --flag A B C
+            kwargs.update(nargs="+", type=_scalar(typing.get_args(tp)[0]), metavar=f.name.upper())
+            if typing.get_origin(tp) is tuple:
+                kwargs["action"] = _TupleAction
         else:
             kwargs["type"] = _scalar(tp)
             choices = f.metadata.get("choices")
@@ -151,6 +162,14 @@ def read_config_file(path: Path) -> dict[tuple[str | None, str], Any]:
         tp, optional = _unwrap_optional(typing.get_type_hints(classes[section])[key])
         if value is None and optional:
             changes[(section, key)] = None
+            return
+        if typing.get_origin(tp) in (tuple, list):
+            item = _scalar(typing.get_args(tp)[0])
+            if not isinstance(value, list) or not all(isinstance(v, item) for v in value):
+                raise ConfigFileError(
+                    f"--config {path}: {where} must be a list of {item.__name__}, got {value!r}"
+                )
+            changes[(section, key)] = typing.get_origin(tp)(value)
             return
         want = bool if tp is bool else _scalar(tp)
         ok = isinstance(value, want) and (want is bool or not isinstance(value, bool))
