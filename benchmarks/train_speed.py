@@ -233,8 +233,13 @@ def main(argv: list[str] | None = None) -> int:
                 m = measure(recipe, shape, args, Path(tmp) / f"{recipe}-{shape}", bf16)
                 ips = {k: args.batch / v for k, v in m.items() if k != "device"}
                 half = ips.get("ours_bf16", float("nan"))
-                rows.append([recipe, shape, m["device"], ips["ours"], ips["bare"],
-                             f"{100 * (m['ours'] / m['bare'] - 1):+.1f}%", half, half / ips["ours"]])  # fmt: skip
+                print(
+                    f"# {recipe} {shape}: {json.dumps({k: round(v, 2) for k, v in ips.items()})}", flush=True
+                )
+                overhead = f"{100 * (m['ours'] / m['bare'] - 1):+.1f}%"
+                rows.append(
+                    [recipe, shape, m["device"], ips["ours"], ips["bare"], overhead, half, half / ips["ours"]]
+                )
     print_table(
         [
             "recipe",
