@@ -85,6 +85,10 @@ def compare_generators(run: Path, onnx_path: Path, row: dict, args: argparse.Nam
         sess = ort.InferenceSession(
             str(onnx_path), providers=["CUDAExecutionProvider", "CPUExecutionProvider"]
         )
+        # A GPU build lists CUDA as available even when its libraries are missing, then falls back.
+        if sess.get_providers()[0] != "CUDAExecutionProvider":
+            row["ort_cuda"] = "fell back to the CPU (CUDA libraries missing)"
+            return
         out = sess.run(None, feeds)[0]
         row["ort_cuda_img_s"] = BATCH / _median_seconds(lambda: sess.run(None, feeds), args.calls)
         row["max_u8_ort_cuda_vs_cpu"] = int(
@@ -242,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"- {serving}")
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         print("- ONNX Runtime CUDA: skipped (this onnxruntime has no CUDAExecutionProvider)")
+    elif any("ort_cuda" in row for row in rows):
+        print("- ONNX Runtime CUDA: skipped (CUDAExecutionProvider could not load; the session used the CPU)")
     return 1 if any("error" in row or not row.get("losses_finite") for row in rows) else 0
 
 
