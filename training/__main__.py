@@ -7,142 +7,73 @@ import json
 import sys
 from pathlib import Path
 
-from training.config import RECIPES, TrainConfig, override, preset
+from training.config import TrainConfig
+from training.flags import add_config_flags, apply, config_flags, config_from_args, given_flags
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--recipe", choices=RECIPES, default="dcgan", help="preset to start from")
+    """The train command's flags: one per configuration field (see training/flags.py), and the run's own."""
     p.add_argument(
-        "--dataset", default=None, help="digits (default), mnist, fashion-mnist, emoji or folder:PATH"
-    )
-    p.add_argument(
-        "--data-dir",
+        "--config",
+        type=Path,
         default=None,
-        help="folder of mnist / fashion-mnist IDX files, or of an unpacked emoji-datasource-google package",
+        help="JSON or TOML file of TrainConfig settings (any subset; the flags override it)",
     )
-    p.add_argument("--image-size", type=int, default=None, choices=(16, 32, 64))
-    p.add_argument("--channels", type=int, default=None, choices=(1, 3, 4))
-    p.add_argument("--steps", type=int, default=None, help="generator steps")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--seed", type=int, default=None)
     p.add_argument("--out", type=Path, required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true")
-    g = p.add_argument_group("model")
-    g.add_argument("--latent-dim", type=int, default=None)
-    g.add_argument("--conditional", action=argparse.BooleanOptionalAction, default=None)
-    g.add_argument("--g-width", type=int, default=None)
-    g.add_argument("--d-width", type=int, default=None)
-    g.add_argument("--g-norm", choices=("batch", "none"), default=None)
-    g.add_argument("--d-norm", choices=("batch", "layer", "spectral", "none"), default=None)
-    g.add_argument("--d-conditioning", choices=("concat", "projection"), default=None)
-    g.add_argument("--g-upsample", choices=("transposed", "nearest", "bilinear"), default=None)
-    g.add_argument("--g-conditioning", choices=("input", "batchnorm"), default=None)
-    g.add_argument("--minibatch-std", action=argparse.BooleanOptionalAction, default=None)
-    g.add_argument("--pack", type=int, default=None, help="PacGAN: samples the critic judges together")
-    g.add_argument(
-        "--aux-classifier",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="AC-GAN classifier head on the critic (conditional models)",
-    )
-    o = p.add_argument_group("objective")
-    o.add_argument("--objective", dest="kind", choices=("bce", "wasserstein"), default=None)
-    o.add_argument("--gp-weight", type=float, default=None)
-    o.add_argument("--clip", type=float, default=None)
-    o.add_argument("--n-critic", type=int, default=None)
-    o.add_argument("--critic-boost", action=argparse.BooleanOptionalAction, default=None)
-    o.add_argument(
-        "--joint-batch",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="score real and fake images in one critic call (shared BatchNorm statistics)",
-    )
-    o.add_argument("--aux-weight", type=float, default=None, help="weight of the classifier's loss")
-    t = p.add_argument_group("optimizer")
-    t.add_argument("--optimizer", dest="name", choices=("adam", "rmsprop"), default=None)
-    t.add_argument("--lr-g", type=float, default=None)
-    t.add_argument("--lr-d", type=float, default=None)
-    t.add_argument("--beta1", type=float, default=None)
-    t.add_argument("--beta2", type=float, default=None)
-    t.add_argument("--ema-decay", type=float, default=None)
-    t.add_argument("--ema-start", type=int, default=None)
-    d = p.add_argument_group("data")
-    d.add_argument("--pad", default=None, help="padding colour for 1 or 3 channels (name or #rrggbb)")
-    d.add_argument(
-        "--skip-bad-images",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="leave out unreadable files (count and names printed) instead of stopping",
-    )
-    d.add_argument(
-        "--skin-tones",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="emoji: add skin-tone variants",
-    )
-    d.add_argument("--workers", type=int, default=None, help="processes decoding folders and loading batches")
-    a = p.add_argument_group("augmentation")
-    a.add_argument(
-        "--mirror",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="random horizontal flips of reals",
-    )
-    a.add_argument(
-        "--diffaugment",
-        default=None,
-        metavar="POLICY",
-        help="DiffAugment for every critic input: comma-separated color,translation,cutout",
-    )
-    s = p.add_argument_group("logging")
-    s.add_argument("--sample-every", type=int, default=None)
-    s.add_argument("--checkpoint-every", type=int, default=None)
-    s.add_argument("--log-every", type=int, default=None)
+    add_config_flags(p)
 
 
-NOT_CONFIG = {"recipe", "out", "resume", "no_progress", "command", "image_size", "channels"}
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    cfg = preset(args.recipe)
-    changes = {k: v for k, v in vars(args).items() if k not in NOT_CONFIG}
-    changes["image_size"], changes["channels"] = args.image_size, args.channels
-    return override(cfg, **changes)
+def _resumed_config(args: argparse.Namespace, recorded: Path) -> TrainConfig:
+    """The run's recorded configuration; only the settings marked ``resume`` may change on ``--resume``."""
+    if args.config is not None:
+        raise ValueError("--config cannot be combined with --resume (the run keeps its recorded settings)")
+    given = given_flags(args)
+    fixed = sorted(fl.flag for fl in given if not fl.resumable)
+    if fixed:
+        allowed = ", ".join(fl.flag for fl in config_flags() if fl.resumable)
+        raise ValueError(f"{', '.join(fixed)} cannot change on --resume (only {allowed} can)")
+    cfg = TrainConfig.load(recorded)
+    return apply(cfg, {(fl.section, fl.name): v for fl, v in given.items()})
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from training.data import DatasetError
-    from training.trainer import CONFIG, Trainer
+    from training.trainer import CHECKPOINT, CONFIG, Trainer
 
-    if args.resume:
-        if not (args.out / CONFIG).exists():
-            print(f"error: --resume: {args.out} holds no run to resume", file=sys.stderr)
-            return 2
-        cfg = TrainConfig.load(args.out / CONFIG)
-        if args.steps is not None:  # only the length of a resumed run may change
-            cfg = override(cfg, steps=args.steps)
-    else:
-        cfg = config_from_args(args)
+    resume = args.resume
     try:
+        if resume:
+            if not (args.out / CONFIG).exists():
+                raise ValueError(f"--resume: {args.out} holds no run to resume")
+            cfg = _resumed_config(args, args.out / CONFIG)
+        else:
+            cfg = config_from_args(args)
         trainer = Trainer(cfg, args.out)
     except (DatasetError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.resume:
+    if resume and (args.out / CHECKPOINT).exists():
         trainer.load()
-    state = trainer.run(progress=not args.no_progress)
-    print(
-        json.dumps(
-            {
-                "run": str(args.out),
-                "steps": state.step,
-                "wall_s": round(state.wall_seconds, 1),
-                "cpu_s": round(state.cpu_seconds, 1),
-            }
-        )  # fmt: skip
-    )
+    elif resume:  # killed before its first checkpoint: the recorded settings start again from step 0
+        trainer.log("--resume: no checkpoint yet; training from step 0 with the recorded settings")
+        trainer.discard_metrics_after(0)
+    try:
+        state = trainer.run(progress=not args.no_progress)
+    finally:
+        trainer.close()
+    if trainer.is_main:
+        print(
+            json.dumps(
+                {
+                    "run": str(args.out),
+                    "steps": state.step,
+                    "wall_s": round(state.wall_seconds, 1),
+                    "cpu_s": round(state.cpu_seconds, 1),
+                }
+            )  # fmt: skip
+        )
     return 0
 
 

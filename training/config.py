@@ -7,9 +7,12 @@ The four recipe names are presets over the same dataclasses, so e.g. a condition
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
+
+from training import SUPPORTED_CHANNELS, SUPPORTED_IMAGE_SIZES
 
 Objective = Literal["bce", "wasserstein"]
 GenNorm = Literal["batch", "none"]
@@ -18,6 +21,7 @@ Conditioning = Literal["concat", "projection"]
 GenConditioning = Literal["input", "batchnorm"]
 Upsample = Literal["transposed", "nearest", "bilinear"]
 Optimizer = Literal["adam", "rmsprop"]
+Precision = Literal["fp32", "bf16", "fp16"]
 
 RECIPES = ("dcgan", "wgan", "wgan-gp", "cgan")
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")  # Zhao et al. 2020, applied in this order
@@ -35,56 +39,79 @@ def parse_policy(text: str) -> tuple[str, ...]:
     return tuple(p for p in DIFFAUGMENT_POLICIES if p in names)
 
 
+def setting(default: Any, help: str, **meta: Any) -> Any:
+    """A configuration field with its command-line help (``python -m training train`` derives its flags).
+
+    Extra metadata: ``flag`` (the flag's name when not ``--field-name``), ``choices`` (allowed values of a
+    non-``Literal`` field), ``cli=False`` (not a flag), ``resume=True`` (may change on ``--resume``).
+    """
+    return field(default=default, metadata={"help": help, **meta})
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Generator and critic architecture (DCGAN-style, depth derived from the image size)."""
 
-    latent_dim: int = 100
-    image_size: int = 32
-    channels: int | None = None  # None: the data set's own (1 for digits/IDX, 3 for folders)
-    conditional: bool = False
-    num_classes: int = 0  # filled from the dataset when conditional
-    g_width: int = 128  # channels of G's last hidden layer; doubled at each earlier stage
-    d_width: int = 128  # channels of D's first layer; doubled at each later stage
-    g_norm: GenNorm = "batch"
-    # How G doubles its resolution: the DCGAN paper's 4×4 stride-2 transposed convolutions, or a resize then
-    # a 3×3 convolution (Odena et al. 2016), which cannot draw the transposed convolution's checkerboard.
-    g_upsample: Upsample = "transposed"
-    d_norm: CriticNorm = "batch"
-    d_conditioning: Conditioning = "concat"  # label maps on D's input, or a projection head
+    latent_dim: int = setting(100, "size of the noise vector z")
+    image_size: int = setting(32, "image side in pixels", choices=SUPPORTED_IMAGE_SIZES)
+    channels: int | None = setting(
+        None, "image channels (default: the data set's own: 1 for digits/IDX, 3 for folders; 4 keeps RGBA)",
+        choices=SUPPORTED_CHANNELS,
+    )  # fmt: skip
+    conditional: bool = setting(False, "condition G and D on the class label (CGAN)")
+    num_classes: int = setting(0, "filled from the data set when conditional", cli=False)
+    g_width: int = setting(128, "channels of G's last hidden layer; doubled at each earlier stage")
+    d_width: int = setting(128, "channels of D's first layer; doubled at each later stage")
+    g_norm: GenNorm = setting("batch", "normalization of G's blocks")
+    # The DCGAN paper's 4×4 stride-2 transposed convolutions, or a resize then a 3×3 convolution
+    # (Odena et al. 2016), which cannot draw the transposed convolution's checkerboard.
+    g_upsample: Upsample = setting("transposed", "how G doubles its resolution")
+    d_norm: CriticNorm = setting("batch", "normalization of the critic's layers")
+    d_conditioning: Conditioning = setting("concat", "label maps on D's input, or a projection head")
     # "input": the label joins z (the CGAN paper); "batchnorm": also class-conditional BatchNorm gains and
     # biases in every G block (as in SNGAN/BigGAN), so the class steers every layer, not only the first.
-    g_conditioning: GenConditioning = "input"
-    minibatch_std: bool = False  # append a minibatch standard-deviation feature map before D's last layer
-    pack: int = 1  # PacGAN (Lin et al. 2018): D judges this many samples at once, stacked on channels
-    aux_classifier: bool = False  # AC-GAN head on D: it learns real classes, G is scored on asked-for ones
+    g_conditioning: GenConditioning = setting(
+        "input", "the label joins z only, or also sets class-conditional BatchNorm gains in every G block"
+    )
+    minibatch_std: bool = setting(
+        False, "append a minibatch standard-deviation feature map before D's last layer"
+    )
+    pack: int = setting(
+        1, "PacGAN (Lin et al. 2018): samples the critic judges together, stacked on channels"
+    )
+    aux_classifier: bool = setting(
+        False, "AC-GAN classifier head on the critic: it learns real classes, G is scored on asked-for ones"
+    )
 
 
 @dataclass(frozen=True)
 class ObjectiveConfig:
     """Loss of the game and the critic's constraint."""
 
-    kind: Objective = "bce"
-    gp_weight: float = 0.0  # gradient penalty λ (WGAN-GP); 0 disables it
-    clip: float = 0.0  # weight clipping bound (WGAN); 0 disables it
-    n_critic: int = 1  # critic steps per generator step
-    critic_boost: bool = False  # WGAN paper: 100 critic steps for the first 25 G steps and every 500th
-    aux_weight: float = 1.0  # weight of the auxiliary classifier's cross-entropy (when the model has one)
-    # Score real and fake images in one critic call, so a BatchNorm critic normalizes them with shared
-    # statistics: with separate calls each batch is centred on its own mean, which hides from the critic
-    # how the fake batch as a whole differs from the real one (e.g. in how often each digit appears).
-    joint_batch: bool = False
+    kind: Objective = setting("bce", "loss of the game", flag="--objective")
+    gp_weight: float = setting(0.0, "gradient penalty weight λ (WGAN-GP); 0 disables it")
+    clip: float = setting(0.0, "clip the critic's weights to ±this after every critic step (WGAN); 0: off")
+    n_critic: int = setting(1, "critic steps per generator step")
+    critic_boost: bool = setting(
+        False, "WGAN paper: 100 critic steps for the first 25 G steps and every 500th"
+    )
+    aux_weight: float = setting(1.0, "weight of the auxiliary classifier's cross-entropy")
+    # With separate calls each batch is centred on its own mean, which hides from a BatchNorm critic how the
+    # fake batch as a whole differs from the real one (e.g. in how often each digit appears).
+    joint_batch: bool = setting(
+        False, "score real and fake images in one critic call (shared BatchNorm statistics)"
+    )
 
 
 @dataclass(frozen=True)
 class OptimConfig:
     """Optimizers of both players; a two time-scale update is just lr_d != lr_g."""
 
-    name: Optimizer = "adam"
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
+    name: Optimizer = setting("adam", "optimizer of both players", flag="--optimizer")
+    lr_g: float = setting(2e-4, "generator learning rate")
+    lr_d: float = setting(2e-4, "critic learning rate")
+    beta1: float = setting(0.5, "Adam beta1")
+    beta2: float = setting(0.999, "Adam beta2")
 
 
 @dataclass(frozen=True)
@@ -126,23 +153,35 @@ class AugmentConfig:
 class TrainConfig:
     """Everything that determines a training run (with the seed, it determines the weights)."""
 
-    recipe: str = "dcgan"
-    dataset: str = "digits"
+    recipe: str = setting("dcgan", "preset to start from", choices=RECIPES)
+    dataset: str = setting("digits", "digits, mnist, fashion-mnist, emoji or folder:PATH")
     model: ModelConfig = field(default_factory=ModelConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    steps: int = 2000  # generator steps
-    batch_size: int = 64
-    seed: int = 0
-    ema_decay: float = 0.0  # exponential moving average of G's weights; 0 disables it
-    ema_start: int = 0  # G step at which the average starts (before it, it tracks G exactly)
-    threads: int = 1
-    sample_every: int = 250
-    checkpoint_every: int = 250
-    log_every: int = 10
-    data_dir: str | None = None  # cache folder for downloaded data sets
+    steps: int = setting(2000, "generator steps", resume=True)
+    batch_size: int = setting(64, "global batch size (split across processes under torchrun)")
+    seed: int = setting(0, "seed of every random draw")
+    ema_decay: float = setting(0.0, "exponential moving average of G's weights; 0 disables it")
+    ema_start: int = setting(0, "G step at which the average starts (before it, it tracks G exactly)")
+    threads: int = setting(1, "torch CPU threads", resume=True)
+    sample_every: int = setting(250, "write a sample grid every this many steps", resume=True)
+    checkpoint_every: int = setting(250, "write the checkpoint every this many steps", resume=True)
+    log_every: int = setting(10, "log the losses every this many steps", resume=True)
+    data_dir: str | None = setting(
+        None,
+        "folder of mnist / fashion-mnist IDX files, or of an unpacked emoji-datasource-google package",
+        resume=True,
+    )
+    device: str = setting(
+        "auto", "auto (CUDA when torch sees one), cpu, cuda or cuda:N; under torchrun each rank takes "
+        "cuda:LOCAL_RANK", resume=True,
+    )  # fmt: skip
+    precision: Precision = setting(
+        "fp32", "fp32, or autocast to bf16 or fp16 (with a gradient scaler); penalty and losses stay fp32",
+        resume=True,
+    )  # fmt: skip
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -195,6 +234,11 @@ def preset(recipe: str) -> TrainConfig:
 def validate(cfg: TrainConfig) -> None:
     """Raise ValueError naming the setting when a combination cannot be trained."""
     m = cfg.model
+    if not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", cfg.device):
+        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
+    for name in ("steps", "batch_size", "threads", "sample_every", "checkpoint_every", "log_every"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
     if m.pack < 1:
         raise ValueError(f"pack must be at least 1, got {m.pack}")
     if cfg.batch_size % m.pack:

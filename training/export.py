@@ -66,7 +66,7 @@ def load_generator(run_dir: Path) -> tuple[Generator, TrainConfig, RunState]:
     if not (run_dir / CONFIG).exists() or not (run_dir / CHECKPOINT).exists():
         raise ExportError(f"{run_dir} is not a training run folder (needs {CONFIG} and {CHECKPOINT})")
     cfg = TrainConfig.load(run_dir / CONFIG)
-    blob = torch.load(run_dir / CHECKPOINT, weights_only=True)
+    blob = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=True)  # GPU runs export here
     g = Generator(cfg.model)
     g.load_state_dict(blob["G_ema"] if blob.get("G_ema") else blob["G"])
     return g.eval(), cfg, RunState(**blob["state"])

@@ -32,13 +32,16 @@ def gradient_penalty(
     fake: torch.Tensor,
     generator: torch.Generator,
     group: int = 1,
+    alpha: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """E[(‖∇D(x̂)‖₂ − 1)²] on per-sample interpolates x̂ = αx + (1 − α)x̃, one α per sample.
 
     The gradient is flattened per sample before the norm (a 4-D ``norm(dim=1)`` is a known bug); with a
     packing critic (``group`` images per score) the norm is taken per group, the critic's real input.
+    ``alpha`` [N, 1, 1, 1]: the weights when the caller draws them (else drawn here from ``generator``).
     """
-    alpha = torch.rand(real.shape[0], 1, 1, 1, generator=generator, dtype=real.dtype)
+    if alpha is None:
+        alpha = torch.rand(real.shape[0], 1, 1, 1, generator=generator, dtype=real.dtype, device=real.device)
     mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
     return ((grad.reshape(grad.shape[0] // group, -1).norm(2, dim=1) - 1) ** 2).mean()

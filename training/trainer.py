@@ -1,15 +1,20 @@
 """The training loop: critic and generator steps, EMA, samples, metrics, checkpoints and resume.
 
-Reproducibility: every random draw after initialisation comes from one seeded ``torch.Generator`` whose
-state is checkpointed, and the data order is a pure function of (seed, epoch), so a run stopped and
-resumed ends with exactly the weights of one that was not.
+Reproducibility: every random draw after initialisation comes from one seeded ``torch.Generator`` on the
+run's device whose state is checkpointed, and the data order is a pure function of (seed, epoch), so a run
+stopped (or killed) and resumed on the same device type ends with exactly the weights of one that was not.
+
+Under torchrun every process draws the whole global batch's noise and indices from the same generator and
+keeps its own share, so the random stream does not depend on the number of processes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from service.files import atomic_path
+from service.files import atomic_path, tmp_path, write_atomic
 from service.imaging import encode_png, tile, to_uint8
 from training.augment import Augmenter
 from training.config import TrainConfig, validate
@@ -27,6 +32,15 @@ from training.data import ImageDataset, load_dataset
 from training.data.loader import BatchLoader
 from training.networks import Critic, Generator, init_weights
 from training.objectives import critic_loss, generator_loss, gradient_penalty
+from training.runtime import (
+    autocast,
+    full_precision,
+    mean_across,
+    processes_from_env,
+    resolve_device,
+    start_process_group,
+    stop_process_group,
+)
 
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
@@ -63,11 +77,32 @@ def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     return torch.nn.functional.one_hot(labels, num_classes).float()
 
 
+class Scorer(torch.nn.Module):
+    """The critic's (scores, class logits) as ``forward``: DistributedDataParallel sees every critic call."""
+
+    def __init__(self, critic: Critic):
+        super().__init__()
+        self.critic = critic
+
+    def forward(
+        self, x: torch.Tensor, label: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.critic.score_and_classes(x, label)
+
+
 class Trainer:
     """Trains one generator/critic pair as configured; ``run()`` trains up to ``cfg.steps``."""
 
     def __init__(self, cfg: TrainConfig, out: Path, dataset: ImageDataset | None = None):
         validate(cfg)
+        self.procs = processes_from_env()
+        self.device = resolve_device(cfg.device, self.procs)  # before any work: a bad --device exits at once
+        if cfg.batch_size % (self.procs.world * cfg.model.pack):
+            raise ValueError(
+                f"batch size {cfg.batch_size} does not split into {self.procs.world} processes"
+                + (f" of whole packs of {cfg.model.pack}" if cfg.model.pack > 1 else "")
+            )
+        self.local_batch = cfg.batch_size // self.procs.world
         torch.set_num_threads(cfg.threads)
         self.out = Path(out)
         ds = dataset or load_dataset(
@@ -102,20 +137,60 @@ class Trainer:
         self.G, self.D = Generator(model_cfg), Critic(model_cfg)
         self.G.apply(init_weights)
         self.D.apply(init_weights)
+        # Initialised on the CPU, then moved: the same seed starts from the same weights on every device.
+        self.G.to(self.device)
+        self.D.to(self.device)
         self.G_ema = copy.deepcopy(self.G).eval() if cfg.ema_decay > 0 else None
+        self._owns_group = start_process_group(self.procs, self.device)
+        self._g, self._d = self._parallel(self.G), self._parallel(Scorer(self.D))
         self.opt_g, self.opt_d = (
             self._optimizer(self.G, cfg.optim.lr_g),
             self._optimizer(self.D, cfg.optim.lr_d),
         )
-        self.rng = torch.Generator().manual_seed(cfg.seed + 1)
+        self.rng = torch.Generator(self.device).manual_seed(cfg.seed + 1)
         self.sampler = BatchSampler(len(ds.images), cfg.batch_size, cfg.seed)
-        # Images stay uint8 (memory-mapped for folders) and become float one batch at a time.
-        self.loader = BatchLoader(ds.images, self.sampler.indices, workers=cfg.data.workers)
+        # Images stay uint8 (memory-mapped for folders) and become float one batch at a time, on the device.
+        self.loader = BatchLoader(ds.images, self._indices, device=self.device, workers=cfg.data.workers)
         self.augment = Augmenter(cfg.augment, self.rng)
         sample_rng = torch.Generator().manual_seed(cfg.seed + 2)
-        self.fixed_z = torch.randn(64, model_cfg.latent_dim, generator=sample_rng)
-        self.fixed_y = torch.arange(64) % max(1, ds.num_classes)
+        self.fixed_z = torch.randn(64, model_cfg.latent_dim, generator=sample_rng).to(self.device)
+        self.fixed_y = (torch.arange(64) % max(1, ds.num_classes)).to(self.device)
+        fp16 = cfg.precision == "fp16"  # bf16 has float32's range: no scaling needed
+        self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=fp16)
+        self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=fp16)
+        rank = self.procs.rank
+        self._share = slice(rank * self.local_batch, (rank + 1) * self.local_batch)
         self.state = RunState()
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes the run's files (rank 0, or the only process)."""
+        return self.procs.is_main
+
+    def log(self, message: str) -> None:
+        if self.is_main:
+            print(message, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        """Leave the process group this trainer joined (torchrun's processes then exit cleanly)."""
+        if self._owns_group:
+            stop_process_group()
+            self._owns_group = False
+
+    def _parallel(self, module: torch.nn.Module) -> torch.nn.Module:
+        """``module`` under DistributedDataParallel when there are several processes (else itself).
+
+        On CUDA BatchNorm becomes SyncBatchNorm, so statistics are those of the global batch as in one
+        process; torch refuses SyncBatchNorm on CPU modules, so CPU ranks normalise with their own share.
+        Buffers are synchronised at the start only: with SyncBatchNorm they agree anyway, and on the CPU
+        the running statistics of rank 0 are the ones saved.
+        """
+        if not self.procs.distributed:
+            return module
+        if self.device.type == "cuda":
+            module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return torch.nn.parallel.DistributedDataParallel(module, device_ids=ids, forward_sync_buffers=False)
 
     def _optimizer(self, module: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
         o = self.cfg.optim
@@ -125,10 +200,12 @@ class Trainer:
 
     # ---- checkpoints -------------------------------------------------------------------------------
     def save(self) -> None:
-        """Write the checkpoint atomically (a kill mid-write leaves the previous one intact)."""
+        """Write the checkpoint atomically (a kill mid-write leaves the previous one intact); rank 0 only."""
+        if not self.is_main:
+            return
         self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / CONFIG).write_text(self.cfg.to_json())
-        (self.out / "class_names.json").write_text(json.dumps(list(self.dataset.class_names)))
+        write_atomic(self.out / CONFIG, self.cfg.to_json().encode())
+        write_atomic(self.out / "class_names.json", json.dumps(list(self.dataset.class_names)).encode())
         blob = {
             "G": self.G.state_dict(),
             "D": self.D.state_dict(),
@@ -136,40 +213,85 @@ class Trainer:
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "rng": self.rng.get_state(),
+            "rng_device": self.device.type,
+            "scaler_d": self.scaler_d.state_dict(),
+            "scaler_g": self.scaler_g.state_dict(),
+            "processes": self.procs.world,
             "state": vars(self.state).copy(),
         }
         with atomic_path(self.out / CHECKPOINT) as tmp:
             torch.save(blob, tmp)
 
     def load(self) -> None:
-        blob = torch.load(self.out / CHECKPOINT, weights_only=True)  # no pickle of arbitrary objects
+        """Continue from the checkpoint (every process reads it; tensors land on this run's device)."""
+        # weights_only: no pickle of arbitrary objects; map_location: a GPU checkpoint loads on a CPU.
+        blob = torch.load(self.out / CHECKPOINT, map_location=self.device, weights_only=True)
+        if self.is_main:  # a write cut short by a kill; the next checkpoint would overwrite it anyway
+            tmp_path(self.out / CHECKPOINT).unlink(missing_ok=True)
         self.G.load_state_dict(blob["G"])
         self.D.load_state_dict(blob["D"])
         if self.G_ema is not None:
             self.G_ema.load_state_dict(blob["G_ema"])
         self.opt_g.load_state_dict(blob["opt_g"])
         self.opt_d.load_state_dict(blob["opt_d"])
-        self.rng.set_state(blob["rng"])
         self.state = RunState(**blob["state"])
-        # Metrics logged after the checkpoint belong to work that is about to be redone.
+        if blob.get("rng_device", "cpu") == self.device.type:
+            self.rng.set_state(blob["rng"].cpu())
+        else:  # CPU and CUDA generators hold different states: a fresh stream, so not bit-exact
+            self.rng.manual_seed(self.cfg.seed + 1 + 1_000_003 * self.state.step)
+            self.log(
+                f"resume: checkpoint made on {blob['rng_device']}, resuming on {self.device.type}; the "
+                "run continues from its weights but not bit-exactly as it would have on the same device"
+            )
+        for scaler, key in ((self.scaler_d, "scaler_d"), (self.scaler_g, "scaler_g")):
+            if blob.get(key) and scaler.is_enabled():
+                scaler.load_state_dict(blob[key])
+        if blob.get("processes", 1) != self.procs.world:
+            self.log(
+                f"resume: checkpoint made by {blob.get('processes', 1)} process(es), resuming with "
+                f"{self.procs.world}; batch statistics differ, so the weights will not match either run"
+            )
+        self.discard_metrics_after(self.state.step)
+
+    def discard_metrics_after(self, step: int) -> None:
+        """Drop logged metrics after ``step``: they belong to work that is about to be redone (and a run
+        killed mid-write may have left a torn last line)."""
         metrics = self.out / METRICS
-        if metrics.exists():
-            kept = [
-                line
-                for line in metrics.read_text().splitlines()
-                if line.strip() and json.loads(line)["step"] <= self.state.step
-            ]
-            metrics.write_text("".join(line + "\n" for line in kept))
+        if metrics.exists() and self.is_main:
+            kept = []
+            for line in metrics.read_text().splitlines():
+                try:
+                    if json.loads(line)["step"] <= step:
+                        kept.append(line)
+                except (ValueError, KeyError, TypeError):
+                    continue
+            write_atomic(metrics, "".join(line + "\n" for line in kept).encode())
 
     # ---- one step ----------------------------------------------------------------------------------
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         images, idx = self.loader.get(self.state.cursor)
         self.state.cursor += 1
         y = one_hot(self.labels[idx], self.cfg.model.num_classes) if self.cfg.model.conditional else None
-        return self.augment.real(images), y
+        return self.augment.real(images), self._to_device(y)
+
+    def _indices(self, cursor: int) -> torch.Tensor:
+        """This process's share of the batch at ``cursor``."""
+        return self.sampler.indices(cursor)[self._share]
+
+    def _to_device(self, x: torch.Tensor | None) -> torch.Tensor | None:
+        return None if x is None else x.to(self.device, non_blocking=True)
 
     def _noise(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.cfg.model.latent_dim, generator=self.rng)
+        """``n`` noise vectors: this process's share of the global batch's draw."""
+        z = torch.randn(
+            n * self.procs.world, self.cfg.model.latent_dim, generator=self.rng, device=self.device
+        )
+        return z if not self.procs.distributed else z[self.procs.rank * n : (self.procs.rank + 1) * n]
+
+    def _alpha(self, n: int) -> torch.Tensor:
+        """Per-sample interpolation weights of the gradient penalty, drawn like the noise."""
+        a = torch.rand(n * self.procs.world, 1, 1, 1, generator=self.rng, device=self.device)
+        return a if not self.procs.distributed else a[self.procs.rank * n : (self.procs.rank + 1) * n]
 
     def _critic_steps(self) -> int:
         o = self.cfg.objective
@@ -177,25 +299,32 @@ class Trainer:
             return 100
         return o.n_critic
 
-    def train_step(self) -> dict[str, float]:
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """One generator step and its critic steps; the losses stay on the device (read them at log steps)."""
         obj = self.cfg.objective
-        d_loss = torch.zeros(())
+        amp = functools.partial(autocast, self.device, self.cfg.precision)
+        d_loss = torch.zeros((), device=self.device)
         for _ in range(self._critic_steps()):
             real, y = self._batch()
-            with torch.no_grad():
-                fake = self.G(self._noise(len(real)), y)
+            with torch.no_grad(), amp():
+                fake = self._g(self._noise(len(real)), y).float()
             real, fake = self.augment.critic_input(real), self.augment.critic_input(fake)  # DiffAugment's T
-            real_score, fake_score, real_classes, _ = self._scores(real, fake, y)
-            loss = critic_loss(obj.kind, real_score, fake_score)
+            with amp():
+                real_score, fake_score, real_classes, _ = self._scores(real, fake, y)
+            # The losses in float32: scores (and logits) leave autocast before any reduction.
+            loss = critic_loss(obj.kind, real_score.float(), fake_score.float())
             if real_classes is not None:  # the classifier learns from real images only
-                loss = loss + obj.aux_weight * F.cross_entropy(real_classes, y.argmax(1))
+                loss = loss + obj.aux_weight * F.cross_entropy(real_classes.float(), y.argmax(1))
             if obj.gp_weight > 0:
-                loss = loss + obj.gp_weight * gradient_penalty(
-                    functools.partial(self.D, label=y), real, fake, self.rng, self.cfg.model.pack
-                )
+                with full_precision(self.device):
+                    alpha = self._alpha(len(real))
+                    loss = loss + obj.gp_weight * gradient_penalty(
+                        lambda x, y=y: self._d(x, y)[0], real, fake, self.rng, self.cfg.model.pack, alpha
+                    )
             self.opt_d.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt_d.step()
+            self.scaler_d.scale(loss).backward()
+            self.scaler_d.step(self.opt_d)
+            self.scaler_d.update()
             if obj.clip > 0:
                 with torch.no_grad():
                     for p in self.D.parameters():
@@ -204,23 +333,28 @@ class Trainer:
 
         # The generator's labels follow the data's class frequencies (those of the last real batch).
         real, y = self._batch() if self.cfg.model.conditional or obj.joint_batch else (None, None)
-        fake = self.augment.critic_input(self.G(self._noise(self.cfg.batch_size), y))
-        if obj.joint_batch:
-            real = self.augment.critic_input(
-                real
-            )  # the critic sees the fakes beside real images, as in its own steps
-            _, fake_score, _, fake_classes = self._scores(real, fake, y)
-        else:
-            fake_score, fake_classes = self.D.score_and_classes(fake, y)
-        g_loss = generator_loss(obj.kind, fake_score)
-        if fake_classes is not None:  # AC-GAN: the image must show the class it was asked for
-            g_loss = g_loss + obj.aux_weight * F.cross_entropy(fake_classes, y.argmax(1))
-        self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.opt_g.step()
+        # The critic's gradients of this step are discarded (zeroed before its next step): no all-reduce.
+        with amp(), self._no_sync(self._d):
+            fake = self.augment.critic_input(self._g(self._noise(self.local_batch), y))
+            if obj.joint_batch:  # the critic sees the fakes beside real images, as in its own steps
+                _, fake_score, _, fake_classes = self._scores(self.augment.critic_input(real), fake, y)
+            else:
+                fake_score, fake_classes = self._d(fake, y)
+            g_loss = generator_loss(obj.kind, fake_score.float())
+            if fake_classes is not None:  # AC-GAN: the image must show the class it was asked for
+                g_loss = g_loss + obj.aux_weight * F.cross_entropy(fake_classes.float(), y.argmax(1))
+            self.opt_g.zero_grad(set_to_none=True)
+            self.scaler_g.scale(g_loss).backward()
+        self.scaler_g.step(self.opt_g)
+        self.scaler_g.update()
         self._update_ema()
         self.state.step += 1
-        return {"d_loss": float(d_loss), "g_loss": float(g_loss.detach())}
+        return {"d_loss": d_loss, "g_loss": g_loss.detach()}
+
+    @staticmethod
+    def _no_sync(module: torch.nn.Module) -> contextlib.AbstractContextManager:
+        no_sync = getattr(module, "no_sync", None)
+        return no_sync() if no_sync is not None else contextlib.nullcontext()
 
     def _scores(
         self, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None
@@ -231,11 +365,11 @@ class Trainer:
         never mix the two: both halves hold a multiple of ``pack`` images (checked by ``validate``).
         """
         if not self.cfg.objective.joint_batch:
-            real_score, real_classes = self.D.score_and_classes(real, y)
-            fake_score, fake_classes = self.D.score_and_classes(fake, y)
+            real_score, real_classes = self._d(real, y)
+            fake_score, fake_classes = self._d(fake, y)
             return real_score, fake_score, real_classes, fake_classes
         labels = None if y is None else torch.cat([y, y])
-        scores, classes = self.D.score_and_classes(torch.cat([real, fake]), labels)
+        scores, classes = self._d(torch.cat([real, fake]), labels)
         groups, n = len(real) // self.cfg.model.pack, len(real)
         if classes is None:
             return scores[:groups], scores[groups:], None, None
@@ -258,15 +392,21 @@ class Trainer:
 
     # ---- the loop ----------------------------------------------------------------------------------
     def run(self, progress: bool = True) -> RunState:
-        self.out.mkdir(parents=True, exist_ok=True)
-        cfg = self.cfg
-        (self.out / CONFIG).write_text(cfg.to_json())
+        """Train up to ``cfg.steps``; only the main process writes files (every process trains)."""
+        cfg, main = self.cfg, self.is_main
+        if main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.out / CONFIG, cfg.to_json().encode())
         wall0, cpu0 = time.perf_counter(), time.process_time()
         base_wall, base_cpu = self.state.wall_seconds, self.state.cpu_seconds
         bar = tqdm(
-            total=cfg.steps, initial=self.state.step, disable=not progress, unit="step", dynamic_ncols=True
+            total=cfg.steps,
+            initial=self.state.step,
+            disable=not (progress and main),
+            unit="step",
+            dynamic_ncols=True,
         )
-        with open(self.out / METRICS, "a") as metrics:
+        with open(self.out / METRICS, "a") if main else contextlib.nullcontext() as metrics:
             while self.state.step < cfg.steps:
                 self.G.train()
                 losses = self.train_step()
@@ -275,17 +415,23 @@ class Trainer:
                 step = self.state.step
                 bar.update(1)
                 if step % cfg.log_every == 0 or step == cfg.steps:
-                    bar.set_postfix(d=f"{losses['d_loss']:.3f}", g=f"{losses['g_loss']:.3f}")
-                    record = {"step": step, **losses, "wall_s": round(self.state.wall_seconds, 3)}
-                    metrics.write(json.dumps(record) + "\n")
-                    metrics.flush()
-                if step % cfg.sample_every == 0 or step == cfg.steps:
+                    # The only host synchronisation of the loop: losses are read at log steps.
+                    both = mean_across(torch.stack([losses["d_loss"], losses["g_loss"]]), self.procs)
+                    d, g = both.tolist()
+                    if main:
+                        bar.set_postfix(d=f"{d:.3f}", g=f"{g:.3f}")
+                        record = {"step": step, "d_loss": d, "g_loss": g}
+                        record["wall_s"] = round(self.state.wall_seconds, 3)
+                        metrics.write(json.dumps(record) + "\n")
+                        metrics.flush()
+                if main and (step % cfg.sample_every == 0 or step == cfg.steps):
                     self.write_samples()
                 if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                     self.save()
         bar.close()
         self.save()
-        plot_losses(self.out / METRICS, self.out / "losses.png")
+        if main:
+            plot_losses(self.out / METRICS, self.out / "losses.png")
         return self.state
 
     def write_samples(self) -> Path:
@@ -294,7 +440,7 @@ class Trainer:
         G.eval()
         with torch.no_grad():
             y = one_hot(self.fixed_y, self.cfg.model.num_classes) if self.cfg.model.conditional else None
-            images = G(self.fixed_z, y).numpy()
+            images = G(self.fixed_z, y).float().cpu().numpy()
         G.train(was_training)
         path = self.out / "samples" / f"step_{self.state.step:06d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
