@@ -14,6 +14,12 @@ class Settings(BaseModel):
     models_dir: Path = Field(Path("models"), description="GANSERVE_MODELS_DIR: folder of *.onnx generators")
     max_count: int = Field(256, ge=1, le=65536, description="GANSERVE_MAX_COUNT: most images per request")
     max_batch_rows: int = Field(256, ge=1, description="GANSERVE_MAX_BATCH_ROWS: most rows in one model run")
+    max_queue_rows: int | None = Field(
+        None,
+        ge=1,
+        description="GANSERVE_MAX_QUEUE_ROWS: rows waiting per model before requests get 503 "
+        "(default: 4 × GANSERVE_MAX_BATCH_ROWS, a few model runs' worth)",
+    )
     threads: int = Field(
         0, ge=0, description="GANSERVE_THREADS: ONNX Runtime intra-op threads (0: all cores)"
     )
@@ -38,6 +44,7 @@ class Settings(BaseModel):
             "models_dir": "GANSERVE_MODELS_DIR",
             "max_count": "GANSERVE_MAX_COUNT",
             "max_batch_rows": "GANSERVE_MAX_BATCH_ROWS",
+            "max_queue_rows": "GANSERVE_MAX_QUEUE_ROWS",
             "threads": "GANSERVE_THREADS",
             "workers": "GANSERVE_WORKERS",
             "access_log": "GANSERVE_ACCESS_LOG",
@@ -55,6 +62,10 @@ class Settings(BaseModel):
         if env.get("GANSERVE_PROVIDERS"):
             values["providers"] = [p.strip() for p in env["GANSERVE_PROVIDERS"].split(",") if p.strip()]
         return cls.model_validate(values)
+
+    def queue_rows(self) -> int:
+        """The per-model queue bound in rows (GANSERVE_MAX_QUEUE_ROWS or its default)."""
+        return self.max_queue_rows or 4 * self.max_batch_rows
 
     def gpu_resources(self) -> dict[str, int]:
         """BentoML resources: one GPU per worker when the host has NVIDIA devices (BentoML then sets
