@@ -21,6 +21,7 @@ validated request model and returns a starlette ``Response``.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,9 +45,13 @@ class LeanRoute:
 class LeanRoutes:
     """The registry of lean routes of one worker process, and the ASGI middleware that serves them."""
 
-    def __init__(self, server_header: str) -> None:
+    def __init__(
+        self, server_header: str, on_answer: Callable[[str, int, float], None] | None = None
+    ) -> None:
         self.routes: dict[tuple[str, str], LeanRoute] = {}
         self.server_header = server_header.encode("latin-1")
+        # Called with (path, status, seconds) per answer: stands in for BentoML's request metrics.
+        self.on_answer = on_answer
 
     def register(self, method: str, path: str, model: type[BaseModel], handler: Handler) -> None:
         """Serve ``method path`` on the lean path: ``handler(model instance) -> Response``."""
@@ -67,6 +72,7 @@ class _LeanMiddleware:
             route = self.registry.routes.get((scope["method"], scope["path"]))
         if route is None or not _json_body(scope):
             return await self.app(scope, receive, send)
+        started = time.perf_counter()
         body, replay = await _read_body(receive)
         if body is None:  # the client went away before sending its body
             return
@@ -76,6 +82,8 @@ class _LeanMiddleware:
         response = await route.handler(request)
         response.raw_headers.append((b"server", self.registry.server_header))
         await response(scope, replay, send)
+        if self.registry.on_answer:
+            self.registry.on_answer(scope["path"], response.status_code, time.perf_counter() - started)
 
 
 def _json_body(scope: Scope) -> bool:

@@ -85,8 +85,21 @@ QUEUE_REFUSED = bentoml.metrics.Counter(
     documentation="Requests answered 503 because their model's queue was full, per model",
     labelnames=["model"],
 )
+LEAN_REQUESTS = bentoml.metrics.Histogram(
+    name="ganserve_lean_request_seconds",
+    documentation="Requests answered on the lean path (which BentoML's request metrics do not see), "
+    "seconds from the body's arrival to the last byte sent",
+    labelnames=["endpoint", "http_response_code"],
+    buckets=_SECONDS,
+)
+
+
+def _observe_lean(path: str, status: int, seconds: float) -> None:
+    LEAN_REQUESTS.labels(endpoint=path, http_response_code=str(status)).observe(seconds)
+
+
 # The hot routes skip BentoML's request layer when the request is valid (service/lean.py).
-LEAN = LeanRoutes(server_header="BentoML Service/ganserve")
+LEAN = LeanRoutes(server_header="BentoML Service/ganserve", on_answer=_observe_lean)
 
 
 class GenerateRequest(BaseModel):
@@ -162,8 +175,9 @@ class GanService:
             )
             QUEUED_ROWS.labels(model=name).set(0)
             log.info("model %s ready on %s", name, model.provider)
-        LEAN.register("POST", "/generate", GenerateRequest, self.answer_generate)
-        LEAN.register("POST", "/walk", WalkRequest, self.answer_walk)
+        if SETTINGS.lean and not (SETTINGS.access_log or SETTINGS.tracing):
+            LEAN.register("POST", "/generate", GenerateRequest, self.answer_generate)
+            LEAN.register("POST", "/walk", WalkRequest, self.answer_walk)
         self._ready = True
 
     def __is_ready__(self) -> bool:

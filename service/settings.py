@@ -25,6 +25,11 @@ class Settings(BaseModel):
     )
     access_log: bool = Field(False, description="GANSERVE_ACCESS_LOG: log one line per request (1/0)")
     tracing: bool = Field(False, description="GANSERVE_TRACING: OpenTelemetry spans for /generate (1/0)")
+    lean: bool = Field(
+        True,
+        description="GANSERVE_LEAN: valid /generate and /walk requests skip BentoML's request layer "
+        "(1/0; off when the access log or tracing is on, which that layer provides)",
+    )
     workers: int = Field(1, ge=1, description="GANSERVE_WORKERS: BentoML worker processes")
     timeout_s: float = Field(60.0, gt=0, description="GANSERVE_TIMEOUT: seconds before a request answers 504")
     max_concurrency: int = Field(512, ge=1, description="GANSERVE_MAX_CONCURRENCY: requests in flight (429)")
@@ -49,6 +54,7 @@ class Settings(BaseModel):
             "workers": "GANSERVE_WORKERS",
             "access_log": "GANSERVE_ACCESS_LOG",
             "tracing": "GANSERVE_TRACING",
+            "lean": "GANSERVE_LEAN",
             "timeout_s": "GANSERVE_TIMEOUT",
             "max_concurrency": "GANSERVE_MAX_CONCURRENCY",
             "max_body_bytes": "GANSERVE_MAX_BODY_BYTES",
