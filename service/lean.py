@@ -20,7 +20,6 @@ validated request model and returns a starlette ``Response``.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -94,15 +93,13 @@ def _json_body(scope: Scope) -> bool:
 
 
 def _validate(model: type[BaseModel], body: bytes) -> BaseModel | None:
-    """The validated request, or None when BentoML should answer (bad JSON, a field out of range)."""
+    """The validated request, or None when BentoML should answer (bad JSON, a field out of range).
+
+    Parsed exactly as BentoML parses it (``model_validate_json`` of the body, ``{}`` when empty), so a body
+    is valid here exactly when it is valid there.
+    """
     try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    try:
-        return model.model_validate(data)
+        return model.model_validate_json(body or b"{}")
     except ValidationError:
         return None
 

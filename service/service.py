@@ -154,6 +154,7 @@ class GanService:
 
     def __init__(self) -> None:
         self.settings = SETTINGS
+        _enable_logging()
         # One model thread: runs of different models would only fight over the same cores.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ort")
         choice = choose_providers(SETTINGS.providers, ort_providers())
@@ -341,6 +342,18 @@ GanService.add_asgi_middleware(
     OpenApiMiddleware, spec=lambda: GanService.openapi_spec.asdict(), model_names=MODEL_NAMES
 )
 GanService.add_asgi_middleware(LEAN.middleware)  # innermost: under every guard and the timeout
+
+
+def _enable_logging() -> None:
+    """Let this project's INFO lines through in a worker.
+
+    BentoML's server logging config (``logging.config.dictConfig``) disables every logger that existed
+    before it ran — ours are created at import — and leaves the root at WARNING.
+    """
+    logging.getLogger("ganserve").setLevel(logging.INFO)
+    for name, logger in logging.root.manager.loggerDict.items():
+        if name.split(".")[0] == "ganserve" and isinstance(logger, logging.Logger):
+            logger.disabled = False
 
 
 def ort_providers() -> list[str]:

@@ -7,9 +7,12 @@ import asyncio
 import base64
 import io
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -21,6 +24,7 @@ from service.accel import CPU, CUDA, choose_providers, gpu_visible
 from service.batching import Batcher, QueueFull
 
 MODEL = "tiny-sprites"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -105,36 +109,45 @@ def test_lean_path_answers_exactly_as_bentoml(rgba_server):
     assert "server-timing" in r.headers
 
 
-def test_lean_and_bentoml_routes_agree(sprites_dir, monkeypatch):
-    """In process: one request through the lean path and through BentoML's route (lean routes removed)."""
-    from starlette.testclient import TestClient
+def test_lean_and_bentoml_routes_agree(sprites_dir):
+    """One request through the lean path and through BentoML's route (lean routes removed), in a fresh
+    process (the service module reads its settings at import): same status, bytes and headers."""
+    code = f"from tests.test_real_size import compare_paths; compare_paths({str(sprites_dir)!r})"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert "compared 4" in proc.stdout
 
-    monkeypatch.setenv("GANSERVE_MODELS_DIR", str(sprites_dir))
-    import importlib
+
+def compare_paths(models_dir: str) -> None:
+    """Run in its own process by the test above."""
+    import os
+
+    os.environ["GANSERVE_MODELS_DIR"] = models_dir
+    from starlette.testclient import TestClient
 
     import service.service as svc
 
-    svc = importlib.reload(svc)  # the models folder is read at import
     with TestClient(svc.GanService.to_asgi()) as client:
         bodies = [
             ("/generate", {"model": MODEL, "seed": 4, "count": 3, "format": f})
             for f in ("png", "npy", "grid")
         ] + [("/walk", {"model": MODEL, "seed_a": 1, "seed_b": 9, "steps": 3})]
         lean = [client.post(p, json=b) for p, b in bodies]
-        assert svc.LEAN.routes, "the service registered no lean routes"
+        assert set(svc.LEAN.routes) == {("POST", "/generate"), ("POST", "/walk")}
         saved = dict(svc.LEAN.routes)
         svc.LEAN.routes.clear()
         try:
             full = [client.post(p, json=b) for p, b in bodies]
         finally:
             svc.LEAN.routes.update(saved)
-    volatile = {"x-request-id", "server-timing", "content-length", "x-bentoml-request-id"}
+    volatile = {"x-request-id", "server-timing", "x-bentoml-request-id"}
     for a, b in zip(lean, full, strict=True):
         assert a.status_code == b.status_code == 200
         assert a.content == b.content
         assert {k: v for k, v in a.headers.items() if k not in volatile} == {
             k: v for k, v in b.headers.items() if k not in volatile
         }
+    print(f"compared {len(bodies)}")
 
 
 # --- the bounded queue ------------------------------------------------------------------------------------
