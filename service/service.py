@@ -191,8 +191,7 @@ class GanService:
             raw = padded_run(raw, buckets(SETTINGS.max_batch_rows))
 
         def run(z: np.ndarray, label: np.ndarray | None) -> np.ndarray:
-            # One contiguous NHWC copy here, so no format pays for the transpose again (npy, PNG rows).
-            return np.ascontiguousarray(to_uint8(raw(z, label)))
+            return to_uint8(raw(z, label))  # contiguous NHWC: npy and PNG rows use its buffer as it is
 
         return run
 
