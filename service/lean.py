@@ -15,7 +15,9 @@ of error bodies and one OpenAPI document, whichever path a request takes: the le
 what the shared handler answers.
 
 Another route joins with one call from the service's ``__init__`` (``register``); the handler gets the
-validated request model and returns a starlette ``Response``.
+validated request model and returns a starlette ``Response``. A route whose request is not a JSON body (a
+GET with a query string) passes its own ``parse(scope, body)``, which returns the validated model or None
+(None: let the framework's own route answer).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from starlette.responses import Response
 from service.guards import Message, Receive, Scope, Send, is_json
 
 Handler = Callable[[Any], Awaitable[Response]]
+Parser = Callable[[Scope, bytes], BaseModel | None]
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class LeanRoute:
 
     model: type[BaseModel]
     handler: Handler
+    parse: Parser | None = None  # None: the body is the model as JSON
 
 
 class LeanRoutes:
@@ -52,9 +56,11 @@ class LeanRoutes:
         # Called with (path, status, seconds) per answer: stands in for BentoML's request metrics.
         self.on_answer = on_answer
 
-    def register(self, method: str, path: str, model: type[BaseModel], handler: Handler) -> None:
+    def register(
+        self, method: str, path: str, model: type[BaseModel], handler: Handler, parse: Parser | None = None
+    ) -> None:
         """Serve ``method path`` on the lean path: ``handler(model instance) -> Response``."""
-        self.routes[(method.upper(), path)] = LeanRoute(model, handler)
+        self.routes[(method.upper(), path)] = LeanRoute(model, handler, parse)
 
     def middleware(self, app: Any) -> Any:
         """The ASGI middleware around ``app`` (BentoML's stack below the guards)."""
@@ -75,7 +81,7 @@ class _LeanMiddleware:
         body, replay = await _read_body(receive)
         if body is None:  # the client went away before sending its body
             return
-        request = _validate(route.model, body)
+        request = route.parse(scope, body) if route.parse else _validate(route.model, body)
         if request is None:  # let BentoML answer the error, exactly as it always does
             return await self.app(scope, replay, send)
         response = await route.handler(request)

@@ -268,3 +268,60 @@ def test_forced_provider_is_logged(sprites_dir, tmp_path):
         assert "ONNX Runtime providers: CPUExecutionProvider (forced by GANSERVE_PROVIDERS)" in srv.log()
     finally:
         srv.stop()
+
+
+def test_lean_routes_answer_valid_requests_and_hand_everything_else_on():
+    """The middleware alone: valid → the handler; invalid, other routes, non-JSON → the app below, with
+    the body replayed intact; a custom parser (e.g. a GET with a query string) joins the same way."""
+    from pydantic import BaseModel, ConfigDict
+    from starlette.responses import PlainTextResponse
+
+    from service.lean import LeanRoutes
+
+    class Req(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        n: int
+
+    seen = []
+
+    async def below(scope, receive, send):
+        body = (await receive())["body"]
+        seen.append((scope["method"], scope["path"], body))
+        await PlainTextResponse("framework")(scope, receive, send)
+
+    async def handler(req: Req):
+        return PlainTextResponse(f"lean {req.n}")
+
+    def from_query(scope, body):
+        qs = scope["query_string"].decode()
+        return Req(n=int(qs.removeprefix("n="))) if qs.startswith("n=") else None
+
+    lean = LeanRoutes("test-server")
+    lean.register("POST", "/x", Req, handler)
+    lean.register("GET", "/q", Req, handler, parse=from_query)
+    app = lean.middleware(below)
+
+    def call(method, path, body=b"", query=b"", ctype=b"application/json"):
+        out = []
+
+        async def receive():
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message):
+            out.append(message)
+
+        scope = {"type": "http", "method": method, "path": path, "query_string": query,
+                 "headers": [(b"content-type", ctype)]}  # fmt: skip
+        asyncio.run(app(scope, receive, send))
+        headers = dict(out[0]["headers"])
+        return out[1]["body"].decode(), headers
+
+    assert call("POST", "/x", b'{"n": 3}') == ("lean 3", call("POST", "/x", b'{"n": 3}')[1])
+    assert call("POST", "/x", b'{"n": 3}')[1][b"server"] == b"test-server"
+    for body in (b'{"n": "x"}', b"{bad", b'{"n": 1, "extra": 2}', b""):
+        assert call("POST", "/x", body)[0] == "framework"
+        assert seen[-1] == ("POST", "/x", body)  # replayed untouched
+    assert call("POST", "/x", b'{"n": 3}', ctype=b"text/plain")[0] == "framework"
+    assert call("POST", "/other", b'{"n": 3}')[0] == "framework"
+    assert call("GET", "/q", query=b"n=7")[0] == "lean 7"
+    assert call("GET", "/q", query=b"m=7")[0] == "framework"
