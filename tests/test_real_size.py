@@ -325,3 +325,14 @@ def test_lean_routes_answer_valid_requests_and_hand_everything_else_on():
     assert call("POST", "/other", b'{"n": 3}')[0] == "framework"
     assert call("GET", "/q", query=b"n=7")[0] == "lean 7"
     assert call("GET", "/q", query=b"m=7")[0] == "framework"
+
+
+def test_queue_bound_and_lean_settings():
+    from service.settings import Settings
+
+    assert Settings.from_env({}).queue_rows() == 4 * 256
+    assert Settings.from_env({"GANSERVE_MAX_BATCH_ROWS": "64"}).queue_rows() == 256
+    assert Settings.from_env({"GANSERVE_MAX_QUEUE_ROWS": "10"}).queue_rows() == 10
+    with pytest.raises(ValueError, match="max_queue_rows"):
+        Settings.from_env({"GANSERVE_MAX_QUEUE_ROWS": "0"})
+    assert Settings.from_env({}).lean and not Settings.from_env({"GANSERVE_LEAN": "0"}).lean
