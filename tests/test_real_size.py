@@ -191,7 +191,8 @@ def test_batcher_refuses_past_the_queue_bound_and_reports_waits():
 
 @pytest.fixture(scope="module")
 def bounded_server(sprites_dir):
-    env = {"GANSERVE_MAX_QUEUE_ROWS": "8", "GANSERVE_MAX_BATCH_ROWS": "8", "GANSERVE_THREADS": "1"}
+    # Runs of 32 rows of 64×64×4 on one thread take long enough for a burst of 40 to pile up on any CPU.
+    env = {"GANSERVE_MAX_QUEUE_ROWS": "32", "GANSERVE_MAX_BATCH_ROWS": "32", "GANSERVE_THREADS": "1"}
     srv = ServeProcess(sprites_dir, env=env).wait_ready()
     yield srv
     srv.stop()
@@ -200,7 +201,7 @@ def bounded_server(sprites_dir):
 def test_full_queue_answers_503_and_metrics_show_saturation(bounded_server):
     async def burst():
         async with httpx.AsyncClient(base_url=bounded_server.url, timeout=60) as client:
-            body = {"model": MODEL, "count": 8, "format": "npy"}
+            body = {"model": MODEL, "count": 32, "format": "npy"}
             return await asyncio.gather(*(client.post("/generate", json=body) for _ in range(40)))
 
     responses = asyncio.run(burst())
@@ -209,7 +210,7 @@ def test_full_queue_answers_503_and_metrics_show_saturation(bounded_server):
     refused = next(r for r in responses if r.status_code == 503)
     assert refused.headers["retry-after"] == "1" and refused.headers["x-request-id"]
     body = refused.json()
-    assert body["limit"] == 8 and "GANSERVE_MAX_QUEUE_ROWS" in body["error"] and MODEL in body["error"]
+    assert body["limit"] == 32 and "GANSERVE_MAX_QUEUE_ROWS" in body["error"] and MODEL in body["error"]
     ok = sum(c == 200 for c in codes)
     metrics = httpx.get(bounded_server.url + "/metrics", timeout=10).text
     assert _sample(metrics, "ganserve_queue_wait_seconds_count", MODEL) == ok
@@ -217,7 +218,9 @@ def test_full_queue_answers_503_and_metrics_show_saturation(bounded_server):
     assert _sample(metrics, "ganserve_queue_full_refusals_total", MODEL) == 40 - ok
     assert _sample(metrics, "ganserve_queued_rows", MODEL) == 0  # all answered: nothing waits
     # After the burst the server is healthy and answers again.
-    assert post(bounded_server, "/generate", {"model": MODEL, "count": 8, "format": "npy"}).status_code == 200
+    assert (
+        post(bounded_server, "/generate", {"model": MODEL, "count": 32, "format": "npy"}).status_code == 200
+    )
 
 
 def _sample(metrics: str, name: str, model: str) -> float:
