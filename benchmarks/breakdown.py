@@ -10,6 +10,8 @@ within one request and the model's run-to-run noise on shared cores cancels:
 - noise, model, encoding (npy / PNGs + base64 + JSON / grid PNG): the handler's own stages, as the real
   server reports them; post-processing (float → uint8 NHWC, part of the model stage in the header) is
   timed here in-process and shown apart;
+- per image: noise and encoding divided by the count — the CPU path that has to keep up with a GPU
+  (issue 18's targets: npy ≤ 10 µs, png ≤ 100 µs, grid no slower than png, at count 64 on 64×64×4);
 - framework: the whole ASGI app of the service (BentoML's middleware, routing, validation, our handler's
   glue) driven in this process without sockets, minus its own stages;
 - HTTP: the real ``bentoml serve`` over 127.0.0.1 (uvicorn, sockets, this client), minus its stages and
@@ -154,11 +156,73 @@ async def measure(args, path: Path, models_dir: Path, server: ServeProcess) -> l
                 add("total", (t3 - t2) * 1e3)
             m = {k: median(v) for k, v in samples.items()}
             share = f"{100 * (m['model'] + m['post']) / m['total']:.0f}%"
+            per_image = 1e3 / count  # ms per request → µs per image
             rows.append(
                 [fmt, count, m["noise"], m["model"], m["post"], m["encode"], m["framework"], m["http"],
-                 m["total"], share]
+                 m["total"], share, m["noise"] * per_image, m["encode"] * per_image,
+                 (m["noise"] + m["encode"]) * per_image]
             )  # fmt: skip
     return rows
+
+
+def encoder_rows(path: Path, count: int, rounds: int) -> list[list]:
+    """Per image µs of each way to encode ``count`` images of this model, alternated round by round.
+
+    "before" is the encoding this service used until issue 18 (zlib level 1 on one core; ``np.save`` of the
+    NHWC view), rebuilt here so both are timed on the same images in the same process, interleaved.
+    """
+    import io
+    import zlib
+
+    import numpy as np
+
+    from service.imaging import encode_png, encode_pngs_sync, tile
+    from service.service import npy_bytes
+
+    model = GeneratorModel(path, ["CPUExecutionProvider"], service_threads())
+    info = model.info
+    z, label, _ = inputs_for(1, image_indices(0, count), info.latent_dim, info.num_classes, None)
+    out = model.run(z, label)
+    images = to_uint8(out)  # contiguous NHWC, as the service has it now
+    # What the old to_uint8 returned: uint8 in NCHW memory seen as NHWC (a transposed view).
+    view = np.ascontiguousarray(images.transpose(0, 3, 1, 2)).transpose(0, 2, 3, 1)
+
+    def old_to_uint8() -> np.ndarray:  # the old conversion, then the NHWC copy the old PNG rows made
+        u8 = np.rint(np.clip((out + 1.0) * 127.5, 0.0, 255.0)).astype(np.uint8).transpose(0, 2, 3, 1)
+        return np.ascontiguousarray(u8)
+
+    def zlib_png(image: np.ndarray) -> bytes:  # the old encoder: same PNG layout, zlib on one core
+        h, w, c = image.shape
+        rows = np.zeros((h, w * c + 1), dtype=np.uint8)
+        rows[:, 1:] = image.reshape(h, w * c)
+        return zlib.compress(rows.tobytes(), 1)
+
+    def old_npy() -> bytes:
+        buf = io.BytesIO()
+        np.save(buf, view, allow_pickle=False)
+        return buf.getvalue()
+
+    ways = {
+        ("npy", "before: np.save of the NHWC view"): old_npy,
+        ("npy", "after: header + contiguous buffer"): lambda: npy_bytes(images),
+        ("png", "before: zlib 1, one core"): lambda: [zlib_png(i) for i in images],
+        ("png", "ISA-L 1, one core"): lambda: [encode_png(i) for i in images],
+        ("png", "after: ISA-L 1, all cores"): lambda: encode_pngs_sync(images),
+        ("grid", "before: zlib 1, one core"): lambda: zlib_png(tile(images)),
+        ("grid", "after: ISA-L 1, split over all cores"): lambda: encode_png(
+            tile(images), parts=os.cpu_count() or 1
+        ),
+        # Not "outside the model" (the Server-Timing model stage holds it), but the same CPU path:
+        ("uint8", "before: convert, then copy to NHWC"): old_to_uint8,
+        ("uint8", "after: one NHWC pass"): lambda: to_uint8(out),
+    }
+    times: dict[tuple[str, str], list[float]] = {k: [] for k in ways}
+    for _ in range(rounds):
+        for key, work in ways.items():
+            t0 = time.perf_counter()
+            work()
+            times[key].append((time.perf_counter() - t0) / count * 1e6)
+    return [[fmt, way, median(times[(fmt, way)])] for fmt, way in ways]
 
 
 def _stages(stages: dict[str, float]) -> float:
@@ -173,10 +237,26 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--counts", default="1,16,64")
     ap.add_argument("--formats", default="png,grid,npy")
     ap.add_argument("--seconds", type=float, default=2.0, help="timing window per cell")
+    ap.add_argument(
+        "--encoders",
+        type=int,
+        default=0,
+        metavar="COUNT",
+        help="only compare the encoders before/after issue 18 on COUNT images, in process, interleaved",
+    )
+    ap.add_argument("--rounds", type=int, default=30, help="alternations for --encoders")
     args = ap.parse_args(argv)
     args.counts = [int(c) for c in args.counts.split(",")]
     args.formats = [f for f in args.formats.split(",") if f]
     path = model_paths(args.models_dir, [args.model] if args.model else None)[0]
+    if args.encoders:
+        print_table(
+            ["format", "encoding", "µs per image"],
+            encoder_rows(path, args.encoders, args.rounds),
+            title=f"encoding {args.encoders} images of {path.stem}, {args.rounds} interleaved rounds; "
+            f"{machine_line()}; medians",
+        )
+        return
     work = Path(tempfile.mkdtemp(prefix="ganserve-breakdown-"))
     models_dir = work / "models"
     models_dir.mkdir()
@@ -189,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
         server.stop()
     print_table(
         ["format", "count", "noise ms", "model ms", "post ms", "encode ms", "framework ms", "HTTP ms",
-         "total ms", "model share"],
+         "total ms", "model share", "noise µs/img", "encode µs/img", "outside model µs/img"],
         rows,
         title=f"one request at a time, {path.stem}; {machine_line()}; medians",
     )  # fmt: skip

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import re
 import uuid
 import zlib
@@ -31,13 +30,10 @@ from urllib.parse import parse_qsl
 
 import numpy as np
 
-from service.batching import Batcher
 from service.guards import Receive, Scope, Send
 from service.imaging import encode_png
 from service.registry import MODEL_NAME, GeneratorModel
 from service.sampling import MAX_SEED, LabelError, inputs_for, resolve_label
-
-log = logging.getLogger("ganserve.images")
 
 MOUNT = "/images"
 PATH_TEMPLATE = MOUNT + "/{model}/{seed}/{index}.png"
@@ -50,10 +46,12 @@ _SIGNED = re.compile(r"^[+-]?[0-9]{1,20}$")
 
 
 class ServesModels(Protocol):
-    """What the route needs from the service instance: its loaded models and their batchers."""
+    """What the route needs from the service instance: its loaded models and their shared model run."""
 
     models: dict[str, GeneratorModel]
-    batchers: dict[str, Batcher]
+
+    async def run_model(self, name: str, z: np.ndarray, label: np.ndarray | None, request_id: str) -> Any:
+        """uint8 images [N, H, W, C], or the error response (503 queue full, 500) every route answers."""
 
 
 class RequestError(ValueError):
@@ -228,12 +226,9 @@ class ImageApp:
             headers["X-Label"] = str(int(classes[0]))
         if matches(_header(scope, b"if-none-match"), headers["ETag"]):
             return await _send(send, 304, headers)
-        try:
-            images = await svc.batchers[name].submit(z, rows)
-        except Exception:
-            log.exception("request %s: model %s failed", request_id, name)
-            message = "model run failed; see the server log for this request id"
-            return await _error(send, 500, message, None, request_id)
+        images = await svc.run_model(name, z, rows, request_id)
+        if not isinstance(images, np.ndarray):  # the 503 (queue full) or 500 that every route answers
+            return await images(scope, receive, send)
         png = encode_png(images[0])
         headers["Content-Type"] = "image/png"
         await _send(send, 200, headers, png, head=scope["method"] == "HEAD")
@@ -256,7 +251,7 @@ def openapi_path(model_names: list[str], error_schema: dict[str, Any]) -> dict[s
         "405": "A method other than GET or HEAD",
         "429": "More requests in flight than GANSERVE_MAX_CONCURRENCY",
         "500": "A model run failed; the request_id is in the server log",
-        "503": "The service is starting or stopping",
+        "503": "Starting or stopping, or the model's queue is full (GANSERVE_MAX_QUEUE_ROWS; Retry-After)",
         "504": "Not answered within GANSERVE_TIMEOUT seconds",
     }
     return {

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
+import os
 import struct
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-PNG_COMPRESS_LEVEL = 1  # fast; tiny images gain almost nothing from harder compression
+try:  # ISA-L's deflate: same zlib format, 2–3× faster at level 1 on these images
+    from isal import isal_zlib as _deflate
+except ImportError:  # pragma: no cover - a platform without isal wheels
+    _deflate = zlib
+
+PNG_COMPRESS_LEVEL = 1  # fast; tiny images gain almost nothing from harder compression (ISA-L: 0–3)
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
     """Generator output float [N, C, H, W] in [-1, 1] → uint8 [N, H, W, C] (round half to even)."""
-    scaled = np.clip((images + 1.0) * 127.5, 0.0, 255.0)
-    return np.rint(scaled).astype(np.uint8).transpose(0, 2, 3, 1)
+    # The same float32 arithmetic as clip((x + 1) * 127.5, 0, 255) → rint → uint8, done in place on one
+    # NHWC copy: the first pass also transposes, so the result is contiguous and no later stage (npy
+    # bytes, PNG rows) pays for a byte-wise transpose (≈ 40 % less time than converting then copying).
+    scaled = np.add(images.transpose(0, 2, 3, 1), 1.0, order="C")
+    np.multiply(scaled, 127.5, out=scaled)
+    np.clip(scaled, 0.0, 255.0, out=scaled)
+    return np.rint(scaled, out=scaled).astype(np.uint8)
 
 
 def tile(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np.ndarray:
@@ -30,31 +43,113 @@ def tile(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np
     return grid
 
 
-def encode_png(image: np.ndarray, compress_level: int = PNG_COMPRESS_LEVEL) -> bytes:
-    """One uint8 image [H, W, C] (C = 1, 3 or 4) → PNG bytes.
+def encode_png(image: np.ndarray, compress_level: int = PNG_COMPRESS_LEVEL, parts: int = 1) -> bytes:
+    """One uint8 image [H, W, C] (C = 1, 2, 3 or 4; 4 is RGBA, alpha kept) → PNG bytes.
 
-    Written directly (signature, IHDR, one zlib IDAT of unfiltered rows, IEND): for the small images served
+    Written directly (signature, IHDR, one IDAT of unfiltered rows, IEND): for the small images served
     here this is about twice as fast as going through Pillow (whose per-row filter choice also costs time)
-    and decodes to exactly the same pixels (tested).
+    and decodes to exactly the same pixels (tested). The deflate is ISA-L's (``isal``; 2–3× zlib's speed at
+    level 1 with output as small, see the README's "CPU path" table), zlib where it is not installed.
+    ``parts`` > 1 compresses that many row ranges at once on the encoder threads (for one large image,
+    such as a grid); the result is one valid zlib stream either way.
     """
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in _COLOR_TYPES:
-        raise ValueError(f"encode_png: expected uint8 [H, W, 1|3|4], got {image.dtype} {list(image.shape)}")
+        raise ValueError(f"encode_png: expected uint8 [H, W, 1|2|3|4], got {image.dtype} {list(image.shape)}")
     h, w, c = image.shape
-    rows = np.zeros((h, w * c + 1), dtype=np.uint8)  # each row starts with filter type 0 (none)
+    rows = np.empty((h, w * c + 1), dtype=np.uint8)
+    rows[:, 0] = 0  # each row starts with filter type 0 (none)
     rows[:, 1:] = image.reshape(h, w * c)
+    data = memoryview(rows).cast("B")
+    if parts > 1 and h >= 2 * parts:
+        idat = _parallel_deflate(data, rows.shape[1], h, parts, compress_level)
+    else:
+        idat = _codec(compress_level).compress(data, compress_level)
     header = struct.pack(">IIBBBBB", w, h, 8, _COLOR_TYPES[c], 0, 0, 0)
-    return b"".join(
-        (
-            b"\x89PNG\r\n\x1a\n",
-            _chunk(b"IHDR", header),
-            _chunk(b"IDAT", zlib.compress(rows.tobytes(), compress_level)),
-            _chunk(b"IEND", b""),
+    return b"".join((_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", idat), _IEND))
+
+
+def encode_pngs_sync(images: np.ndarray, compress_level: int = PNG_COMPRESS_LEVEL) -> list[bytes]:
+    """uint8 images [N, H, W, C] → one PNG each, spread over the encoder threads (deflate drops the GIL)."""
+    n = len(images)
+    workers = min(ENCODE_THREADS, n)
+    if workers <= 1 or n * images[0].size < _PARALLEL_MIN_BYTES:
+        return [encode_png(img, compress_level) for img in images]
+    bounds = np.linspace(0, n, workers + 1).astype(int)  # one contiguous slice per thread: few hand-offs
+    jobs = [
+        _pool().submit(lambda a, b: [encode_png(img, compress_level) for img in images[a:b]], a, b)
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+    return [png for job in jobs for png in job.result()]
+
+
+async def encode_pngs(images: np.ndarray, compress_level: int = PNG_COMPRESS_LEVEL) -> list[bytes]:
+    """``encode_pngs_sync`` without blocking the event loop (a few small images are encoded in place)."""
+    if len(images) * (images[0].size if len(images) else 0) < _PARALLEL_MIN_BYTES:
+        return [encode_png(img, compress_level) for img in images]
+    return await asyncio.get_running_loop().run_in_executor(_pool(), encode_pngs_sync, images, compress_level)
+
+
+async def encode_grid(images: np.ndarray, columns: int | None = None) -> bytes:
+    """``tile`` + ``encode_png`` of the grid, its deflate split over the encoder threads, off the loop."""
+
+    def work() -> bytes:
+        grid = tile(images, columns)
+        return encode_png(grid, parts=ENCODE_THREADS if grid.size >= _PARALLEL_MIN_BYTES else 1)
+
+    if images.size < _PARALLEL_MIN_BYTES:
+        return work()
+    return await asyncio.to_thread(work)
+
+
+def _parallel_deflate(data: memoryview, stride: int, height: int, parts: int, level: int) -> bytes:
+    """One zlib stream made of ``parts`` raw-deflate pieces compressed at once (as pigz does).
+
+    Each piece but the last ends with a sync flush (an empty stored block, byte-aligned), so the pieces
+    concatenate into one valid deflate stream; the zlib header and the Adler-32 of all the data frame it.
+    Pieces start from an empty window, which costs a little compression at the piece boundaries.
+    """
+    bounds = [round(i * height / parts) * stride for i in range(parts + 1)]
+
+    codec = _codec(level)
+
+    def piece(i: int) -> bytes:
+        c = codec.compressobj(level, codec.DEFLATED, -15)
+        last = i == parts - 1
+        return c.compress(data[bounds[i] : bounds[i + 1]]) + c.flush(
+            codec.Z_FINISH if last else codec.Z_SYNC_FLUSH
         )
-    )
+
+    pieces = list(_pool().map(piece, range(parts)))
+    header = b"\x78\x01"  # deflate, 32 KiB window, "fastest" level hint; FCHECK makes it divisible by 31
+    return b"".join((header, *pieces, struct.pack(">I", zlib.adler32(data))))
 
 
-_COLOR_TYPES = {1: 0, 3: 2, 4: 6}  # grey, RGB, RGBA
+def _codec(level: int):
+    """ISA-L for its levels 1–3; zlib for 0 (stored) and 4–9 (which ISA-L does not have)."""
+    return _deflate if 1 <= level <= 3 else zlib
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=ENCODE_THREADS, thread_name_prefix="png")
+    return _POOL
+
+
+_COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # grey, grey + alpha, RGB, RGBA
+_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Below this many pixel bytes in a request the thread hand-off costs more than it saves.
+_PARALLEL_MIN_BYTES = 64 * 1024
+# PNG deflate threads: every core (encoding runs beside the model's own threads, which wait on the GPU when
+# there is one); GANSERVE_ENCODE_THREADS overrides.
+ENCODE_THREADS = max(1, int(os.environ.get("GANSERVE_ENCODE_THREADS", "0") or 0) or (os.cpu_count() or 1))
+_POOL: ThreadPoolExecutor | None = None
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return b"".join(
+        (struct.pack(">I", len(data)), kind, data, struct.pack(">I", zlib.crc32(data, zlib.crc32(kind))))
+    )
+
+
+_IEND = _chunk(b"IEND", b"")

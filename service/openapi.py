@@ -109,6 +109,7 @@ ERRORS = {
     "415": "Request body not declared as application/json",
     "429": "More requests in flight than GANSERVE_MAX_CONCURRENCY",
     "500": "A model run failed; the request_id is in the server log",
+    "503": "The model's queue already holds GANSERVE_MAX_QUEUE_ROWS rows; retry after Retry-After seconds",
     "504": "Not answered within GANSERVE_TIMEOUT seconds",
 }
 

@@ -5,7 +5,6 @@ Start it from the repository root with ``bentoml serve`` (bentofile.yaml names t
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import logging
@@ -20,9 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.responses import JSONResponse, Response
 
 from service import guards, image_urls
-from service.accel import CUDA, buckets, padded_run
-from service.batching import Batcher
-from service.imaging import encode_png, tile, to_uint8
+from service.accel import CUDA, buckets, choose_providers, padded_run
+from service.batching import Batcher, BatchStats, QueueFull
+from service.imaging import encode_grid, encode_pngs, to_uint8
+from service.lean import LeanRoutes
 from service.openapi import OpenApiMiddleware
 from service.registry import GeneratorModel, ModelInfo, ModelLoadError, check_models, load_models
 from service.sampling import MAX_SEED, LabelError, image_indices, inputs_for, resolve_label
@@ -60,6 +60,46 @@ BATCH_REQUESTS = bentoml.metrics.Histogram(
     labelnames=["model"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
+# Saturation (README "Reading saturation"): time waiting for the model vs time in it, and the backlog.
+_SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+QUEUE_WAIT = bentoml.metrics.Histogram(
+    name="ganserve_queue_wait_seconds",
+    documentation="Seconds a request waited in its model's queue before its run started, per model",
+    labelnames=["model"],
+    buckets=(0.0001, 0.00025, *_SECONDS),
+)
+MODEL_RUN = bentoml.metrics.Histogram(
+    name="ganserve_model_run_seconds",
+    documentation="Seconds of one (merged) ONNX Runtime run including conversion to uint8, per model",
+    labelnames=["model"],
+    buckets=_SECONDS,
+)
+QUEUED_ROWS = bentoml.metrics.Gauge(
+    name="ganserve_queued_rows",
+    documentation="Rows (images) waiting for a model run, per model (limit: GANSERVE_MAX_QUEUE_ROWS)",
+    labelnames=["model"],
+    multiprocess_mode="livesum",  # summed over the live worker processes
+)
+QUEUE_REFUSED = bentoml.metrics.Counter(
+    name="ganserve_queue_full_refusals",
+    documentation="Requests answered 503 because their model's queue was full, per model",
+    labelnames=["model"],
+)
+LEAN_REQUESTS = bentoml.metrics.Histogram(
+    name="ganserve_lean_request_seconds",
+    documentation="Requests answered on the lean path (which BentoML's request metrics do not see), "
+    "seconds from the body's arrival to the last byte sent",
+    labelnames=["endpoint", "http_response_code"],
+    buckets=_SECONDS,
+)
+
+
+def _observe_lean(path: str, status: int, seconds: float) -> None:
+    LEAN_REQUESTS.labels(endpoint=path, http_response_code=str(status)).observe(seconds)
+
+
+# The hot routes skip BentoML's request layer when the request is valid (service/lean.py).
+LEAN = LeanRoutes(server_header="BentoML Service/ganserve", on_answer=_observe_lean)
 
 
 class GenerateRequest(BaseModel):
@@ -115,19 +155,31 @@ class GanService:
 
     def __init__(self) -> None:
         self.settings = SETTINGS
+        _enable_logging()
         # One model thread: runs of different models would only fight over the same cores.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ort")
+        choice = choose_providers(SETTINGS.providers, ort_providers())
+        log.info(choice.log_line())
         self.models: dict[str, GeneratorModel] = load_models(
-            SETTINGS.models_dir, SETTINGS.providers, SETTINGS.threads or None
+            SETTINGS.models_dir, choice.providers, SETTINGS.threads or None
         )
         self.batchers: dict[str, Batcher] = {}
         for name, model in self.models.items():
             # On a GPU every bucket is warmed up now, so no request pays for a first-shape algorithm search.
             model.warm_up(buckets(SETTINGS.max_batch_rows) if model.provider == CUDA else (1, 16))
             self.batchers[name] = Batcher(
-                self._runner(model), self._executor, SETTINGS.max_batch_rows, self._observer(name)
+                self._runner(model),
+                self._executor,
+                SETTINGS.max_batch_rows,
+                on_run=self._observer(name),
+                max_queue_rows=SETTINGS.queue_rows(),
+                on_queue=QUEUED_ROWS.labels(model=name).set,
             )
+            QUEUED_ROWS.labels(model=name).set(0)
             log.info("model %s ready on %s", name, model.provider)
+        if SETTINGS.lean and not (SETTINGS.access_log or SETTINGS.tracing):
+            LEAN.register("POST", "/generate", GenerateRequest, self.answer_generate)
+            LEAN.register("POST", "/walk", WalkRequest, self.answer_walk)
         self._ready = True
 
     def __is_ready__(self) -> bool:
@@ -140,16 +192,24 @@ class GanService:
             raw = padded_run(raw, buckets(SETTINGS.max_batch_rows))
 
         def run(z: np.ndarray, label: np.ndarray | None) -> np.ndarray:
-            return to_uint8(raw(z, label))
+            return to_uint8(raw(z, label))  # contiguous NHWC: npy and PNG rows use its buffer as it is
 
         return run
 
     @staticmethod
     def _observer(name: str):
-        def observe(rows: int, requests: int) -> None:
-            IMAGES_GENERATED.labels(model=name).inc(rows)
-            BATCH_ROWS.labels(model=name).observe(rows)
-            BATCH_REQUESTS.labels(model=name).observe(requests)
+        images, rows, requests = (
+            m.labels(model=name) for m in (IMAGES_GENERATED, BATCH_ROWS, BATCH_REQUESTS)
+        )
+        wait, run = QUEUE_WAIT.labels(model=name), MODEL_RUN.labels(model=name)
+
+        def observe(stats: BatchStats) -> None:
+            images.inc(stats.rows)
+            rows.observe(stats.rows)
+            requests.observe(stats.requests)
+            run.observe(stats.run_seconds)
+            for seconds in stats.queue_waits:
+                wait.observe(seconds)
 
         return observe
 
@@ -159,9 +219,12 @@ class GanService:
 
         Image i depends on (model, seed, i, label) alone, whatever else shares its batch.
         """
+        return await self.answer_generate(GenerateRequest.model_construct(**params))
+
+    async def answer_generate(self, req: GenerateRequest) -> Response:
+        """The answer to a validated ``POST /generate`` (BentoML's route and the lean path both call this)."""
         timer = StageTimer()
         request_id = uuid.uuid4().hex[:16]
-        req = GenerateRequest.model_construct(**params)
         model = self.models.get(req.model)
         if model is None:
             return self._unknown_model(req.model, request_id)
@@ -174,18 +237,16 @@ class GanService:
         indices = image_indices(req.start, req.count)
         z, rows, classes = inputs_for(seed, indices, info.latent_dim, info.num_classes, label)
         timer.mark("noise")
-        images = await self._run(req.model, z, rows, request_id)
+        images = await self.run_model(req.model, z, rows, request_id)
         if isinstance(images, Response):
             return images
         timer.mark("model")  # queue wait + the (merged) model run + conversion to uint8
         headers = {"X-Request-ID": request_id, "X-Seed": str(seed), "X-Model": req.model}
         if req.format == "npy":
-            buf = io.BytesIO()
-            np.save(buf, images, allow_pickle=False)
-            npy = Response(buf.getvalue(), media_type="application/octet-stream", headers=headers)
+            npy = Response(npy_bytes(images), media_type="application/octet-stream", headers=headers)
             return _timed(npy, timer)
         if req.format == "grid":
-            png = await _encode_off_loop(lambda: encode_png(tile(images)), len(images))
+            png = await encode_grid(images)
             return _timed(Response(png, media_type="image/png", headers=headers), timer)
         body = {
             "model": req.model,
@@ -201,8 +262,11 @@ class GanService:
 
         z is interpolated spherically, labels linearly; the first and last frames equal the seeds' own images.
         """
+        return await self.answer_walk(WalkRequest.model_construct(**params))
+
+    async def answer_walk(self, req: WalkRequest) -> Response:
+        """The answer to a validated ``POST /walk`` (BentoML's route and the lean path both call this)."""
         request_id = uuid.uuid4().hex[:16]
-        req = WalkRequest.model_construct(**params)
         model = self.models.get(req.model)
         if model is None:
             return self._unknown_model(req.model, request_id)
@@ -216,12 +280,12 @@ class GanService:
         inputs = walk_inputs(
             req.seed_a, req.seed_b, req.steps, info.latent_dim, info.num_classes, **labels, index=req.index
         )
-        images = await self._run(req.model, inputs.z, inputs.label, request_id)
+        images = await self.run_model(req.model, inputs.z, inputs.label, request_id)
         if isinstance(images, Response):
             return images
         headers = {"X-Request-ID": request_id, "X-Model": req.model}
         if req.format == "grid":
-            png = await _encode_off_loop(lambda: encode_png(tile(images, columns=len(images))), len(images))
+            png = await encode_grid(images, columns=len(images))
             return Response(png, media_type="image/png", headers=headers)
         body = {
             "model": req.model,
@@ -237,12 +301,22 @@ class GanService:
         known = ", ".join(sorted(self.models))
         return error(404, f"model: unknown model {name!r}; available: {known}", "model", request_id)
 
-    async def _run(
+    async def run_model(
         self, name: str, z: np.ndarray, label: np.ndarray | None, request_id: str
     ) -> np.ndarray | JSONResponse:
         """The uint8 images for these inputs (merged with other requests), or a 500 naming the request."""
         try:
             return await self.batchers[name].submit(z, label)
+        except QueueFull as exc:
+            QUEUE_REFUSED.labels(model=name).inc()
+            body = {
+                "error": f"model {name} is saturated: {exc.queued} rows are waiting and this request "
+                f"adds {exc.rows}; the limit is {exc.limit} rows per model (GANSERVE_MAX_QUEUE_ROWS); "
+                "retry shortly",
+                "limit": exc.limit,
+                "request_id": request_id,
+            }
+            return JSONResponse(body, 503, headers={"X-Request-ID": request_id, "Retry-After": "1"})
         except Exception:
             log.exception("request %s: model %s failed", request_id, name)
             return error(500, "model run failed; see the server log for this request id", None, request_id)
@@ -267,6 +341,32 @@ guards.install(
 GanService.add_asgi_middleware(
     OpenApiMiddleware, spec=lambda: GanService.openapi_spec.asdict(), model_names=MODEL_NAMES
 )
+GanService.add_asgi_middleware(LEAN.middleware)  # innermost: under every guard and the timeout
+
+
+def _enable_logging() -> None:
+    """Let this project's INFO lines through in a worker.
+
+    BentoML's server logging config (``logging.config.dictConfig``) disables every logger that existed
+    before it ran — ours are created at import — and leaves the root at WARNING.
+    """
+    logging.getLogger("ganserve").setLevel(logging.INFO)
+    for name, logger in logging.root.manager.loggerDict.items():
+        if name.split(".")[0] == "ganserve" and isinstance(logger, logging.Logger):
+            logger.disabled = False
+
+
+def ort_providers() -> list[str]:
+    import onnxruntime
+
+    return onnxruntime.get_available_providers()
+
+
+def npy_bytes(images: np.ndarray) -> bytes:
+    """uint8 images as a ``.npy`` file: the header, then the array's own buffer (no extra copy)."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, np.lib.format.header_data_from_array_1_0(images))
+    return b"".join((buf.getvalue(), memoryview(np.ascontiguousarray(images)).cast("B")))
 
 
 def _timed(response: Response, timer: StageTimer) -> Response:
@@ -278,17 +378,10 @@ def _timed(response: Response, timer: StageTimer) -> Response:
 
 async def _images_json(images: np.ndarray, classes: np.ndarray | None, info: ModelInfo) -> dict[str, Any]:
     """The per-image part of a JSON answer: labels, their names, the image shape and base64 PNGs."""
-    pngs = await _encode_off_loop(lambda: [encode_png(img) for img in images], len(images))
+    pngs = await encode_pngs(images)
     return {
         "labels": None if classes is None else classes.tolist(),
         "label_names": None if classes is None else [info.class_names[c] for c in classes],
         "image_shape": [info.image_shape[1], info.image_shape[2], info.image_shape[0]],
         "images": [base64.b64encode(p).decode("ascii") for p in pngs],
     }
-
-
-async def _encode_off_loop(work, count: int):
-    """PNG encoding of more than a few images goes to a thread (zlib releases the GIL)."""
-    if count <= 4:
-        return work()
-    return await asyncio.to_thread(work)

@@ -14,11 +14,22 @@ class Settings(BaseModel):
     models_dir: Path = Field(Path("models"), description="GANSERVE_MODELS_DIR: folder of *.onnx generators")
     max_count: int = Field(256, ge=1, le=65536, description="GANSERVE_MAX_COUNT: most images per request")
     max_batch_rows: int = Field(256, ge=1, description="GANSERVE_MAX_BATCH_ROWS: most rows in one model run")
+    max_queue_rows: int | None = Field(
+        None,
+        ge=1,
+        description="GANSERVE_MAX_QUEUE_ROWS: rows waiting per model before requests get 503 "
+        "(default: 4 × GANSERVE_MAX_BATCH_ROWS, a few model runs' worth)",
+    )
     threads: int = Field(
         0, ge=0, description="GANSERVE_THREADS: ONNX Runtime intra-op threads (0: all cores)"
     )
     access_log: bool = Field(False, description="GANSERVE_ACCESS_LOG: log one line per request (1/0)")
     tracing: bool = Field(False, description="GANSERVE_TRACING: OpenTelemetry spans for /generate (1/0)")
+    lean: bool = Field(
+        True,
+        description="GANSERVE_LEAN: valid /generate and /walk requests skip BentoML's request layer "
+        "(1/0; off when the access log or tracing is on, which that layer provides)",
+    )
     workers: int = Field(1, ge=1, description="GANSERVE_WORKERS: BentoML worker processes")
     timeout_s: float = Field(60.0, gt=0, description="GANSERVE_TIMEOUT: seconds before a request answers 504")
     max_concurrency: int = Field(512, ge=1, description="GANSERVE_MAX_CONCURRENCY: requests in flight (429)")
@@ -38,10 +49,12 @@ class Settings(BaseModel):
             "models_dir": "GANSERVE_MODELS_DIR",
             "max_count": "GANSERVE_MAX_COUNT",
             "max_batch_rows": "GANSERVE_MAX_BATCH_ROWS",
+            "max_queue_rows": "GANSERVE_MAX_QUEUE_ROWS",
             "threads": "GANSERVE_THREADS",
             "workers": "GANSERVE_WORKERS",
             "access_log": "GANSERVE_ACCESS_LOG",
             "tracing": "GANSERVE_TRACING",
+            "lean": "GANSERVE_LEAN",
             "timeout_s": "GANSERVE_TIMEOUT",
             "max_concurrency": "GANSERVE_MAX_CONCURRENCY",
             "max_body_bytes": "GANSERVE_MAX_BODY_BYTES",
@@ -55,6 +68,10 @@ class Settings(BaseModel):
         if env.get("GANSERVE_PROVIDERS"):
             values["providers"] = [p.strip() for p in env["GANSERVE_PROVIDERS"].split(",") if p.strip()]
         return cls.model_validate(values)
+
+    def queue_rows(self) -> int:
+        """The per-model queue bound in rows (GANSERVE_MAX_QUEUE_ROWS or its default)."""
+        return self.max_queue_rows or 4 * self.max_batch_rows
 
     def gpu_resources(self) -> dict[str, int]:
         """BentoML resources: one GPU per worker when the host has NVIDIA devices (BentoML then sets

@@ -51,6 +51,18 @@ def exported(tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
+@pytest.fixture(scope="session")
+def sprites_models_dir(tmp_path_factory) -> Path:
+    """A models folder with ``tiny-sprites``: a 64×64×4 (RGBA) DCGAN of width 16 trained two steps on
+    synthetic transparent sprites (benchmarks/sprites.py)."""
+    from benchmarks.sprites import make_model
+
+    folder = tmp_path_factory.mktemp("sprites") / "models"
+    folder.mkdir()
+    make_model(folder / "tiny-sprites.onnx", g_width=16, steps=2, images=32)
+    return folder
+
+
 # The launcher the benchmarks use too: own port, own BENTOML_HOME, the README's keep-alive, SIGTERM on stop.
 Server = ServeProcess
 

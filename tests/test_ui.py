@@ -308,3 +308,37 @@ def test_page_on_a_server_with_an_api_key(browser, models_dir):
         assert all("status of 401" in e for e in ui.errors), ui.errors  # only the refused calls
     finally:
         srv.stop()
+
+
+def test_transparent_images_over_a_checkerboard_with_a_background_switch(browser, sprites_models_dir):
+    """An RGBA model: the page gets PNGs with their alpha and shows them over the chosen background."""
+    srv = Server(sprites_models_dir).wait_ready()
+    try:
+        ui = Page(browser, srv.url)
+        ui.page.select_option("#model", "tiny-sprites")
+        assert "64×64×4 (RGBA)" in ui.page.inner_text("#model-info")
+        ui.page.fill("#count", "2")
+        ui.click("#generate")
+        assert len(ui.srcs("#grid img")) == 2
+        # The decoded image in the page keeps transparency (alpha below 255 somewhere).
+        min_alpha = ui.page.eval_on_selector(
+            "#grid img",
+            """img => { const c = document.createElement('canvas'); c.width = img.naturalWidth;
+                c.height = img.naturalHeight; const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+                const d = g.getImageData(0, 0, c.width, c.height).data; let m = 255;
+                for (let i = 3; i < d.length; i += 4) m = Math.min(m, d[i]); return m; }""",
+        )
+        assert min_alpha < 255
+        style = "img => { const s = getComputedStyle(img); return [s.backgroundImage, s.backgroundColor]; }"
+        image, _ = ui.page.eval_on_selector("#grid img", style)
+        assert "conic-gradient" in image  # the default: a checkerboard shows through
+        ui.page.select_option("#background", "white")
+        assert ui.page.eval_on_selector("#grid img", style) == ["none", "rgb(255, 255, 255)"]
+        ui.page.select_option("#background", "black")
+        assert ui.page.eval_on_selector("#grid img", style) == ["none", "rgb(0, 0, 0)"]
+        ui.open()  # the choice is kept for the tab
+        assert ui.page.input_value("#background") == "black"
+        assert not ui.errors, ui.errors
+        ui.context.close()
+    finally:
+        srv.stop()

@@ -260,7 +260,7 @@ function selectModel() {
   const [c, h, w] = model.image_shape;
   const classes = model.conditional ? `, ${model.num_classes} classes` : "";
   $("model-info").textContent =
-    `${model.recipe} on ${model.dataset}, ${w}×${h}×${c}, latent ${model.latent_dim}${classes}, ` +
+    `${model.recipe} on ${model.dataset}, ${w}×${h}×${c}${c === 4 ? " (RGBA)" : ""}, latent ${model.latent_dim}${classes}, ` +
     `${model.steps} training steps, running on ${model.provider}`;
   document.body.classList.toggle("conditional", model.conditional);
   for (const id of ["label", "walk-label-a", "walk-label-b"]) fillLabels($(id), model);
@@ -282,7 +282,18 @@ async function loadModels() {
   return `${body.models.length} models`;
 }
 
+const BG_STORE = "ganserve.background"; // the page background behind transparent pixels
+
+function setBackground(value) {
+  for (const name of ["checker", "black", "white"]) document.body.classList.toggle(`bg-${name}`, name === value);
+  sessionStorage.setItem(BG_STORE, value);
+}
+
 function init() {
+  const bg = $("background");
+  bg.value = sessionStorage.getItem(BG_STORE) || "checker";
+  setBackground(bg.value);
+  bg.addEventListener("change", () => setBackground(bg.value));
   const key = $("api-key");
   key.value = sessionStorage.getItem(KEY_STORE) || "";
   const saveKey = () => {
