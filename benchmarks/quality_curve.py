@@ -20,8 +20,7 @@ import time
 import numpy as np
 import torch
 
-from service.imaging import to_uint8
-from service.sampling import inputs_for
+from service.contract import inputs_for, to_uint8
 from training.__main__ import _add_train_args, config_from_args
 from training.evaluate import EvaluatorSettings, get_evaluator, measure
 from training.trainer import CHECKPOINT, Trainer

@@ -1,4 +1,7 @@
-"""uint8 image arrays → grids and PNG bytes (shared by the service, offline generation and training)."""
+"""uint8 image arrays → grids and PNG bytes (shared by the service, offline generation and training).
+
+Float → uint8 is part of the sampling contract: ``service.contract.to_uint8``.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +12,6 @@ import zlib
 import numpy as np
 
 PNG_COMPRESS_LEVEL = 1  # fast; tiny images gain almost nothing from harder compression
-
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """Generator output float [N, C, H, W] in [-1, 1] → uint8 [N, H, W, C] (round half to even)."""
-    scaled = np.clip((images + 1.0) * 127.5, 0.0, 255.0)
-    return np.rint(scaled).astype(np.uint8).transpose(0, 2, 3, 1)
 
 
 def tile(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np.ndarray:

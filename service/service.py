@@ -22,10 +22,18 @@ from starlette.responses import JSONResponse, Response
 from service import guards
 from service.accel import CUDA, buckets, padded_run
 from service.batching import Batcher
-from service.imaging import encode_png, tile, to_uint8
+from service.contract import (
+    CONTRACT_VERSION,
+    MAX_SEED,
+    LabelError,
+    image_indices,
+    inputs_for,
+    resolve_label,
+    to_uint8,
+)
+from service.imaging import encode_png, tile
 from service.openapi import OpenApiMiddleware
 from service.registry import GeneratorModel, ModelInfo, ModelLoadError, check_models, load_models
-from service.sampling import MAX_SEED, LabelError, image_indices, inputs_for, resolve_label
 from service.settings import Settings
 from service.timing import StageTimer
 from service.ui_app import ui_app
@@ -252,6 +260,7 @@ class GanService:
         return {
             "models": [m.info.public() for m in self.models.values()],
             "max_count": self.settings.max_count,
+            "contract_version": CONTRACT_VERSION,  # what seed → image means here (README: reproducibility)
         }
 
 

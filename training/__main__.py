@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from training import SUPPORTED_CHANNELS, SUPPORTED_IMAGE_SIZES
 from training.config import RECIPES, TrainConfig, override, preset
 
 
@@ -14,8 +15,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", choices=RECIPES, default="dcgan", help="preset to start from")
     p.add_argument("--dataset", default=None, help="digits (default), mnist, fashion-mnist or folder:PATH")
     p.add_argument("--data-dir", default=None, help="cache folder for mnist / fashion-mnist IDX files")
-    p.add_argument("--image-size", type=int, default=None, choices=(16, 32, 64))
-    p.add_argument("--channels", type=int, default=None, choices=(1, 3, 4))
+    p.add_argument("--image-size", type=int, default=None, choices=SUPPORTED_IMAGE_SIZES)
+    p.add_argument("--channels", type=int, default=None, choices=SUPPORTED_CHANNELS)
     p.add_argument("--steps", type=int, default=None, help="generator steps")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--seed", type=int, default=None)
@@ -129,9 +130,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import torch
 
-    from service.registry import ModelLoadError
     from training.data import DatasetError
     from training.evaluate import EvaluatorSettings, evaluate_model, format_table
+    from training.onnx_generator import GeneratorFileError
 
     torch.set_num_threads(args.threads)
     if args.samples < 100:
@@ -142,7 +143,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         quality, model = evaluate_model(
             args.model, args.dataset, args.samples, args.seed, args.data_dir, args.cache_dir, settings
         )
-    except (ModelLoadError, DatasetError, ValueError) as exc:
+    except (GeneratorFileError, DatasetError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(format_table(quality, model.info.name))

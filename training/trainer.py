@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from service.contract import to_uint8
 from service.files import atomic_path
-from service.imaging import encode_png, tile, to_uint8
+from service.imaging import encode_png, tile
 from training.config import TrainConfig, validate
 from training.data import ImageDataset, load_dataset
 from training.networks import Critic, Generator, init_weights

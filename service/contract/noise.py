@@ -1,0 +1,106 @@
+"""Noise and drawn labels as pure functions of (seed, image index): the heart of the sampling contract.
+
+Image *i* of a request depends on (model, seed, i, label) alone, whatever else shares its batch and
+whichever process draws it. The derivation uses only integer arithmetic on uint64 plus Box-Muller, so it is
+independent of numpy's random-generator implementations and stable across releases (changing it is a new
+contract version, see ``service.contract.version``):
+
+    key      = mix(seed)
+    base_i   = mix(key XOR i)
+    h(i, j)  = mix(base_i + j · γ)                  γ = 0x9E3779B97F4A7C15
+    u(i, j)  = (h(i, j) >> 11) · 2⁻⁵³               uniform in [0, 1)
+    z[i, 2k], z[i, 2k+1] = r·cos θ, r·sin θ        r = √(−2 ln(1 − u(i, 2k+1))), θ = 2π·u(i, 2k+2)
+    label_i  = h(i, 0) mod num_classes              (only when the request gives no label)
+
+``mix`` is the SplitMix64 output function (Steele et al. 2014): x += γ, then two xor-shift-multiply rounds.
+z is computed in float64 and rounded to float32.
+
+Speed: every step works in place on preallocated buffers, a block of rows at a time. Fresh temporaries of a
+few hundred kB each cost more than the arithmetic (page faults on every allocation), and a block keeps the
+working set in cache; the arithmetic and its order are exactly the formulas above.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S11, _S27, _S30, _S31 = (np.uint64(s) for s in (11, 27, 30, 31))
+_UNIT = 1.0 / 2**53
+_TWO_PI = 2.0 * np.pi
+MAX_SEED = 2**63 - 1
+_BLOCK_ROWS = 64  # rows per block: 64 × 100 × 8 B = 50 kB per buffer, within L2
+
+
+def _mix_inplace(z: np.ndarray, tmp: np.ndarray) -> np.ndarray:
+    """SplitMix64 output function on a uint64 array, in place (wrapping arithmetic); ``tmp`` is scratch."""
+    z += GAMMA
+    np.right_shift(z, _S30, out=tmp)
+    z ^= tmp
+    z *= _M1
+    np.right_shift(z, _S27, out=tmp)
+    z ^= tmp
+    z *= _M2
+    np.right_shift(z, _S31, out=tmp)
+    z ^= tmp
+    return z
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    z = np.array(x, dtype=np.uint64)  # a copy: the caller's array stays as it was
+    return _mix_inplace(z, np.empty_like(z))
+
+
+def _bases(seed: int, indices: np.ndarray) -> np.ndarray:
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be in 0 … {MAX_SEED}, got {seed}")
+    key = _mix(np.array([seed], dtype=np.uint64))
+    return _mix(key ^ np.asarray(indices, dtype=np.uint64))
+
+
+def image_indices(start: int, count: int) -> np.ndarray:
+    """Indices ``start … start + count − 1`` as uint64 (the type the derivation works in)."""
+    return np.arange(start, start + count, dtype=np.uint64)
+
+
+def latent(seed: int, indices: np.ndarray, latent_dim: int) -> np.ndarray:
+    """z float32 [len(indices), latent_dim], row i a function of (seed, indices[i]) alone."""
+    base = _bases(seed, indices)
+    n, pairs = len(base), (latent_dim + 1) // 2
+    j = np.arange(1, 2 * pairs + 1, dtype=np.uint64)
+    # j · γ (wrapping), odd j (radius draws) first, then even j (angle draws): every later step is contiguous
+    steps = np.concatenate([j[0::2], j[1::2]]) * GAMMA
+    out = np.empty((n, latent_dim), dtype=np.float32)
+    rows = max(1, min(n, _BLOCK_ROWS))
+    h, tmp = np.empty((rows, 2 * pairs), dtype=np.uint64), np.empty((rows, 2 * pairs), dtype=np.uint64)
+    u = np.empty((rows, 2 * pairs), dtype=np.float64)
+    cos, sin = np.empty((rows, pairs), dtype=np.float64), np.empty((rows, pairs), dtype=np.float64)
+    for start in range(0, n, rows):
+        k = min(rows, n - start)
+        hk, uk, ck, sk = h[:k], u[:k], cos[:k], sin[:k]
+        np.add(base[start : start + k, None], steps[None, :], out=hk)
+        _mix_inplace(hk, tmp[:k])
+        hk >>= _S11
+        np.multiply(hk, _UNIT, out=uk, casting="unsafe")  # uint64 < 2⁵³ → float64 exactly, then · 2⁻⁵³
+        r, theta = uk[:, :pairs], uk[:, pairs:]
+        np.negative(r, out=r)
+        np.log1p(r, out=r)
+        r *= -2.0
+        np.sqrt(r, out=r)
+        theta *= _TWO_PI
+        np.cos(theta, out=ck)
+        np.sin(theta, out=sk)
+        ck *= r
+        sk *= r
+        block = out[start : start + k]
+        block[:, 0::2] = ck  # float64 → float32, round to nearest
+        block[:, 1::2] = sk[:, : latent_dim // 2]
+    return out
+
+
+def drawn_labels(seed: int, indices: np.ndarray, num_classes: int) -> np.ndarray:
+    """Class index per image for requests that give no label: int64 [len(indices)]."""
+    base = _bases(seed, indices)
+    return (_mix(base) % np.uint64(num_classes)).astype(np.int64)
