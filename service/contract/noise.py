@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import numpy as np
 
-GAMMA = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
+_GAMMA, _MUL1, _MUL2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB  # SplitMix64's constants
+GAMMA, _M1, _M2 = np.uint64(_GAMMA), np.uint64(_MUL1), np.uint64(_MUL2)
 _S11, _S27, _S30, _S31 = (np.uint64(s) for s in (11, 27, 30, 31))
 _UNIT = 1.0 / 2**53
 _TWO_PI = 2.0 * np.pi
 MAX_SEED = 2**63 - 1
+_MASK = 2**64 - 1
 _BLOCK_ROWS = 64  # rows per block: 64 × 100 × 8 B = 50 kB per buffer, within L2
 
 
@@ -53,11 +53,19 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return _mix_inplace(z, np.empty_like(z))
 
 
+def _mix_int(x: int) -> int:
+    """``mix`` of one value in Python integers (cheaper than numpy calls for a scalar; same result)."""
+    x = (x + _GAMMA) & _MASK
+    x = ((x ^ (x >> 30)) * _MUL1) & _MASK
+    x = ((x ^ (x >> 27)) * _MUL2) & _MASK
+    return x ^ (x >> 31)
+
+
 def _bases(seed: int, indices: np.ndarray) -> np.ndarray:
     if not 0 <= seed <= MAX_SEED:
         raise ValueError(f"seed must be in 0 … {MAX_SEED}, got {seed}")
-    key = _mix(np.array([seed], dtype=np.uint64))
-    return _mix(key ^ np.asarray(indices, dtype=np.uint64))
+    base = np.asarray(indices, dtype=np.uint64) ^ np.uint64(_mix_int(seed))  # a new array
+    return _mix_inplace(base, np.empty_like(base))
 
 
 def image_indices(start: int, count: int) -> np.ndarray:
