@@ -138,8 +138,7 @@ class GeneratorModel:
                 quality = json.loads(quality_file.read_text()).get("quality", {})
             except (OSError, ValueError) as exc:
                 raise ModelLoadError(f"{quality_file}: unreadable model card data ({exc})") from exc
-        public = meta.model_dump(exclude={"training_cpu_seconds", "config"})
-        return ModelInfo(name=name, sha256=sha256, provider=self.provider, quality=quality, **public)
+        return ModelInfo(name=name, sha256=sha256, provider=self.provider, quality=quality, **meta.public())
 
     def run(self, z: np.ndarray, label: np.ndarray | None) -> np.ndarray:
         """Raw model call: float images [N, C, H, W] in [-1, 1]."""

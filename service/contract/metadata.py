@@ -98,6 +98,10 @@ class ModelMetadata(BaseModel):
             )
         return meta
 
+    def public(self) -> dict[str, Any]:
+        """What a client is shown (``POST /models``): everything but the full training config and CPU time."""
+        return self.model_dump(exclude={"training_cpu_seconds", "config"})
+
     def to_props(self) -> dict[str, str]:
         """The ``metadata_props`` strings (JSON for lists and booleans; optional keys only when set)."""
         out = {}
