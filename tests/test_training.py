@@ -274,9 +274,20 @@ def test_cli_resume_matches_uninterrupted(tmp_path):
 
 
 def test_training_writes_its_artifacts(tmp_path):
-    Trainer(small("cgan"), tmp_path).run(progress=False)
-    assert (tmp_path / "losses.png").stat().st_size > 0
+    from service.contract import to_uint8
+    from service.imaging import tile
+    from training.trainer import evaluating, one_hot
+
+    t = Trainer(small("cgan"), tmp_path)
+    t.run(progress=False)
+    with Image.open(tmp_path / "losses.png") as plot:
+        assert plot.format == "PNG" and min(plot.size) >= 100
     assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step_000002.png", "step_000004.png"]
+    # the last sample grid is exactly the export generator's images of the fixed noise, 8 per row
+    with evaluating(t.export_generator) as g, torch.no_grad():
+        want = tile(to_uint8(g(t.fixed_z, one_hot(t.fixed_y, 10)).numpy()), columns=8)
+    got = np.asarray(Image.open(tmp_path / "samples" / "step_000004.png"))
+    assert np.array_equal(got.reshape(want.shape), want)
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] == 4 and {"d_loss", "g_loss"} <= rows[-1].keys()
 
