@@ -84,10 +84,11 @@ def latent(seed: int, indices: np.ndarray, latent_dim: int) -> np.ndarray:
     rows = max(1, min(n, _BLOCK_ROWS))
     h, tmp = np.empty((rows, 2 * pairs), dtype=np.uint64), np.empty((rows, 2 * pairs), dtype=np.uint64)
     u = np.empty((rows, 2 * pairs), dtype=np.float64)
-    cos, sin = np.empty((rows, pairs), dtype=np.float64), np.empty((rows, pairs), dtype=np.float64)
+    trig = np.empty((rows, pairs), dtype=np.float64)
+    z = np.empty((rows, 2 * pairs), dtype=np.float64)  # interleaved r·cos θ, r·sin θ
     for start in range(0, n, rows):
         k = min(rows, n - start)
-        hk, uk, ck, sk = h[:k], u[:k], cos[:k], sin[:k]
+        hk, uk, tk, zk = h[:k], u[:k], trig[:k], z[:k]
         np.add(base[start : start + k, None], steps[None, :], out=hk)
         _mix_inplace(hk, tmp[:k])
         hk >>= _S11
@@ -98,13 +99,11 @@ def latent(seed: int, indices: np.ndarray, latent_dim: int) -> np.ndarray:
         r *= -2.0
         np.sqrt(r, out=r)
         theta *= _TWO_PI
-        np.cos(theta, out=ck)
-        np.sin(theta, out=sk)
-        ck *= r
-        sk *= r
-        block = out[start : start + k]
-        block[:, 0::2] = ck  # float64 → float32, round to nearest
-        block[:, 1::2] = sk[:, : latent_dim // 2]
+        np.cos(theta, out=tk)
+        np.multiply(tk, r, out=zk[:, 0::2])
+        np.sin(theta, out=tk)
+        np.multiply(tk, r, out=zk[:, 1::2])
+        out[start : start + k] = zk[:, :latent_dim]  # float64 → float32, round to nearest
     return out
 
 
