@@ -118,6 +118,15 @@ def test_noise_rows_whole(seed, start, count, dim, digest):
     assert sha(latent(seed, idx[::-1], dim)[::-1]) == digest
 
 
+def test_noise_is_the_same_on_the_small_and_the_blocked_path():
+    """latent() takes whole-array expressions for small batches and blocks for large ones: same bytes."""
+    idx = np.arange(10**12 - 100, 10**12 + 200, dtype=np.uint64)
+    whole = latent(2**63 - 1, idx, 100)  # 300 rows: blocked
+    assert np.array_equal(whole, np.concatenate([latent(2**63 - 1, idx[i : i + 1], 100) for i in range(300)]))
+    assert np.array_equal(whole[:64], latent(2**63 - 1, idx[:64], 100))  # 64 rows: small path
+    assert float(whole[100, 0]).hex() == G["noise"][8][2]  # index 10¹², inside a block
+
+
 def test_noise_rows_are_prefixes_across_latent_sizes():
     """z of latent d is the first d values of z of any larger latent (odd sizes drop the last sine)."""
     idx = np.arange(5, dtype=np.uint64)

@@ -15,12 +15,15 @@ contract version, see ``service.contract.version``):
 ``mix`` is the SplitMix64 output function (Steele et al. 2014): x += γ, then two xor-shift-multiply rounds.
 z is computed in float64 and rounded to float32.
 
-Speed: every step works in place on preallocated buffers, a block of rows at a time. Fresh temporaries of a
-few hundred kB each cost more than the arithmetic (page faults on every allocation), and a block keeps the
-working set in cache; the arithmetic and its order are exactly the formulas above.
+Speed: every step works in place on per-thread buffers kept between calls, a block of rows at a time.
+Fresh temporaries of a few hundred kB each cost more than the arithmetic (page faults on every allocation),
+and a block keeps the working set in cache; the arithmetic and its order are exactly the formulas above
+(``benchmarks/noise.py`` checks the bytes against them written out plainly).
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 
@@ -73,19 +76,38 @@ def image_indices(start: int, count: int) -> np.ndarray:
     return np.arange(start, start + count, dtype=np.uint64)
 
 
+_SCRATCH = threading.local()
+
+
+def _scratch(pairs: int) -> tuple[np.ndarray, ...]:
+    """This thread's block buffers for ``pairs`` (kept between calls: allocating a few hundred kB afresh
+    each call costs page faults on every first touch, more than the arithmetic at small batches)."""
+    cached = getattr(_SCRATCH, "buffers", None)
+    if cached is None or cached[0] != pairs:
+        shape, half = (_BLOCK_ROWS, 2 * pairs), (_BLOCK_ROWS, pairs)
+        buffers = (
+            np.empty(shape, dtype=np.uint64),  # h
+            np.empty(shape, dtype=np.uint64),  # scratch for mix
+            np.empty(shape, dtype=np.float64),  # u, then r and θ in place
+            np.empty(half, dtype=np.float64),  # cos θ, then sin θ
+            np.empty(shape, dtype=np.float64),  # z interleaved: r·cos θ, r·sin θ
+        )
+        cached = _SCRATCH.buffers = (pairs, buffers)
+    return cached[1]
+
+
 def latent(seed: int, indices: np.ndarray, latent_dim: int) -> np.ndarray:
     """z float32 [len(indices), latent_dim], row i a function of (seed, indices[i]) alone."""
     base = _bases(seed, indices)
     n, pairs = len(base), (latent_dim + 1) // 2
+    if n <= _BLOCK_ROWS:  # small: whole-array expressions have fewer calls and no page faults yet
+        return _latent_small(base, pairs, latent_dim)
     j = np.arange(1, 2 * pairs + 1, dtype=np.uint64)
     # j · γ (wrapping), odd j (radius draws) first, then even j (angle draws): every later step is contiguous
     steps = np.concatenate([j[0::2], j[1::2]]) * GAMMA
     out = np.empty((n, latent_dim), dtype=np.float32)
-    rows = max(1, min(n, _BLOCK_ROWS))
-    h, tmp = np.empty((rows, 2 * pairs), dtype=np.uint64), np.empty((rows, 2 * pairs), dtype=np.uint64)
-    u = np.empty((rows, 2 * pairs), dtype=np.float64)
-    trig = np.empty((rows, pairs), dtype=np.float64)
-    z = np.empty((rows, 2 * pairs), dtype=np.float64)  # interleaved r·cos θ, r·sin θ
+    rows = _BLOCK_ROWS
+    h, tmp, u, trig, z = _scratch(pairs)
     for start in range(0, n, rows):
         k = min(rows, n - start)
         hk, uk, tk, zk = h[:k], u[:k], trig[:k], z[:k]
@@ -105,6 +127,19 @@ def latent(seed: int, indices: np.ndarray, latent_dim: int) -> np.ndarray:
         np.multiply(tk, r, out=zk[:, 1::2])
         out[start : start + k] = zk[:, :latent_dim]  # float64 → float32, round to nearest
     return out
+
+
+def _latent_small(base: np.ndarray, pairs: int, latent_dim: int) -> np.ndarray:
+    """The same formulas, as whole-array expressions (same operations in the same order, same bytes)."""
+    j = np.arange(1, 2 * pairs + 1, dtype=np.uint64)
+    h = _mix(base[:, None] + j[None, :] * GAMMA)
+    u = (h >> _S11).astype(np.float64) * _UNIT
+    r = np.sqrt(-2.0 * np.log1p(-u[:, 0::2]))
+    theta = _TWO_PI * u[:, 1::2]
+    z = np.empty((len(base), 2 * pairs), dtype=np.float64)
+    z[:, 0::2] = r * np.cos(theta)
+    z[:, 1::2] = r * np.sin(theta)
+    return z[:, :latent_dim].astype(np.float32)
 
 
 def drawn_labels(seed: int, indices: np.ndarray, num_classes: int) -> np.ndarray:
