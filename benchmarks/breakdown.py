@@ -38,9 +38,8 @@ from benchmarks.common import (
     service_threads,
 )
 from benchmarks.loadgen import read_response, request_bytes
-from service.imaging import to_uint8
+from service.contract import image_indices, inputs_for, to_uint8
 from service.registry import GeneratorModel
-from service.sampling import image_indices, inputs_for
 from service.timing import parse_header
 
 

@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from service.contract import image_indices, inputs_for  # noqa: E402
 from service.registry import GeneratorModel  # noqa: E402
-from service.sampling import image_indices, inputs_for  # noqa: E402
 
 
 def model_paths(models_dir: str | Path, names: Sequence[str] | None = None) -> list[Path]:

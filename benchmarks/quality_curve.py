@@ -20,11 +20,10 @@ import time
 import numpy as np
 import torch
 
-from service.imaging import to_uint8
-from service.sampling import inputs_for
+from service.contract import inputs_for, to_uint8
 from training.__main__ import _add_train_args, config_from_args
 from training.evaluate import EvaluatorSettings, get_evaluator, measure
-from training.trainer import CHECKPOINT, Trainer
+from training.trainer import CHECKPOINT, Trainer, evaluating
 
 
 def sample(
@@ -32,12 +31,12 @@ def sample(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``count`` uint8 images of the generator that would be exported (``raw``: of the un-averaged G),
     by the service's noise contract."""
-    G = trainer.G.eval() if raw else trainer.export_generator
+    G = trainer.G if raw else trainer.export_generator
     cfg = trainer.cfg.model
     z, rows, classes = inputs_for(
         seed, np.arange(count, dtype=np.uint64), cfg.latent_dim, cfg.num_classes, None
     )
-    with torch.no_grad():
+    with evaluating(G), torch.no_grad():
         out = G(torch.from_numpy(z), None if rows is None else torch.from_numpy(rows)).numpy()
     return to_uint8(out), classes
 

@@ -29,6 +29,7 @@ from benchmarks.common import (
     service_threads,
     time_calls,
 )
+from service.contract import ModelMetadata
 from service.registry import GeneratorModel
 
 BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -47,8 +48,10 @@ def eager_generator(path: Path, threads: int):
         return None
     torch.set_num_threads(threads)
     proto = onnx.load(str(path))
-    meta = {p.key: p.value for p in proto.metadata_props}
-    cfg: ModelConfig = TrainConfig.from_dict(json.loads(meta["config"])).model
+    meta = ModelMetadata.from_props({p.key: p.value for p in proto.metadata_props})
+    if meta.config is None:
+        raise SystemExit(f"{path}: no training config in the metadata: cannot rebuild the eager generator")
+    cfg: ModelConfig = TrainConfig.from_dict(json.loads(meta.config)).model
     weights = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
     # The export folds BatchNorm into the preceding convolution ("…weight_bias"); mirror that.
     g = Generator(dataclasses.replace(cfg, g_norm="none")).eval()

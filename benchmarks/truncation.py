@@ -18,16 +18,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from service.registry import GeneratorModel
 from training.evaluate import EvaluatorSettings, Quality, load_for_evaluation, measure, sample_model
+from training.onnx_generator import OnnxGenerator
 
 
 class Tempered:
-    """A GeneratorModel whose runs get ψ·z, sampled by the service's own ``generate`` (noise, uint8)."""
+    """A generator whose runs get ψ·z, sampled by the contract's own ``generate`` (noise, uint8)."""
 
-    generate = GeneratorModel.generate
+    generate = OnnxGenerator.generate
 
-    def __init__(self, model: GeneratorModel, psi: float):
+    def __init__(self, model: OnnxGenerator, psi: float):
         self.model, self.psi, self.info = model, psi, model.info
 
     def run(self, z: np.ndarray, label: np.ndarray | None) -> np.ndarray:

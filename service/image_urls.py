@@ -30,10 +30,10 @@ from urllib.parse import parse_qsl
 
 import numpy as np
 
+from service.contract import MAX_SEED, LabelError, inputs_for, resolve_label
 from service.guards import Receive, Scope, Send
 from service.imaging import encode_png
 from service.registry import MODEL_NAME, GeneratorModel
-from service.sampling import MAX_SEED, LabelError, inputs_for, resolve_label
 
 MOUNT = "/images"
 PATH_TEMPLATE = MOUNT + "/{model}/{seed}/{index}.png"

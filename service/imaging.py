@@ -1,4 +1,7 @@
-"""uint8 image arrays → grids and PNG bytes (shared by the service, offline generation and training)."""
+"""uint8 image arrays → grids and PNG bytes (shared by the service, offline generation and training).
+
+Float → uint8 is part of the sampling contract: ``service.contract.to_uint8``.
+"""
 
 from __future__ import annotations
 
@@ -17,17 +20,6 @@ except ImportError:  # pragma: no cover - a platform without isal wheels
     _deflate = zlib
 
 PNG_COMPRESS_LEVEL = 1  # fast; tiny images gain almost nothing from harder compression (ISA-L: 0–3)
-
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """Generator output float [N, C, H, W] in [-1, 1] → uint8 [N, H, W, C] (round half to even)."""
-    # The same float32 arithmetic as clip((x + 1) * 127.5, 0, 255) → rint → uint8, done in place on one
-    # NHWC copy: the first pass also transposes, so the result is contiguous and no later stage (npy
-    # bytes, PNG rows) pays for a byte-wise transpose (≈ 40 % less time than converting then copying).
-    scaled = np.add(images.transpose(0, 2, 3, 1), 1.0, order="C")
-    np.multiply(scaled, 127.5, out=scaled)
-    np.clip(scaled, 0.0, 255.0, out=scaled)
-    return np.rint(scaled, out=scaled).astype(np.uint8)
 
 
 def tile(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np.ndarray:

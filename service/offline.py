@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
+from service.contract import MAX_SEED, image_indices, inputs_for, resolve_label
 from service.files import is_tmp, tmp_path, write_atomic
 from service.imaging import encode_png
 from service.registry import MODEL_NAME, GeneratorModel
-from service.sampling import MAX_SEED, image_indices, inputs_for, resolve_label
 
 FORMATS = ("npz", "png")
 DEFAULT_SHARD_SIZE = {"npz": 4096, "png": 1000}

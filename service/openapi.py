@@ -50,7 +50,7 @@ GENERATE_JSON: dict[str, Any] = {
 
 MODELS_JSON: dict[str, Any] = {
     "type": "object",
-    "required": ["models", "max_count"],
+    "required": ["models", "max_count", "contract_version"],
     "properties": {
         "models": {
             "type": "array",
@@ -65,10 +65,16 @@ MODELS_JSON: dict[str, Any] = {
                     "class_names": {"type": "array", "items": {"type": "string"}},
                     "image_shape": {"type": "array", "items": {"type": "integer"}},
                     "provider": {"type": "string"},
+                    "contract_version": {"type": "integer", "description": "the model's sampling contract"},
                 },
             },
         },
         "max_count": {"type": "integer"},
+        "contract_version": {
+            "type": "integer",
+            "description": "The sampling contract this service implements: same version, model file, seed, "
+            "index and label → same image (README, Reproducibility)",
+        },
     },
 }
 

@@ -19,15 +19,19 @@ import numpy as np
 import onnxruntime as ort
 
 from service.accel import provider_list
-from service.imaging import to_uint8
-from service.sampling import inputs_for
+from service.contract import (
+    CONTRACT_VERSION,
+    IMAGE,
+    MetadataError,
+    ModelMetadata,
+    TensorSpec,
+    feeds,
+    generate,
+    signature_problems,
+)
 
 log = logging.getLogger("ganserve.registry")
 
-REQUIRED_METADATA = (
-    "recipe", "objective", "conditional", "latent_dim", "num_classes", "class_names",
-    "image_shape", "dataset", "steps", "seed", "training_seconds", "version",
-)  # fmt: skip
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -54,6 +58,7 @@ class ModelInfo:
     version: str
     sha256: str
     truncation: float = 1.0  # the graph samples G(ψ·z) (training.export); 1 for files without the key
+    contract_version: int = CONTRACT_VERSION  # the sampling contract its images are defined by
     provider: str = ""
     quality: dict[str, Any] = field(default_factory=dict)
 
@@ -112,44 +117,20 @@ class GeneratorModel:
         self.info = self._validate(name, hashlib.sha256(data).hexdigest())
 
     def _validate(self, name: str, sha256: str) -> ModelInfo:
-        meta = self.session.get_modelmeta().custom_metadata_map
-        missing = [k for k in REQUIRED_METADATA if k not in meta]
-        if missing:
-            raise ModelLoadError(
-                f"{self.path}: not a ganserve generator: metadata lacks {', '.join(missing)}"
-            )
         try:
-            conditional = bool(json.loads(meta["conditional"]))
-            latent_dim, num_classes = int(meta["latent_dim"]), int(meta["num_classes"])
-            class_names = [str(c) for c in json.loads(meta["class_names"])]
-            shape = [int(d) for d in json.loads(meta["image_shape"])]
-            truncation = float(meta.get("truncation", "1.0"))  # optional: files exported before it existed
-        except (ValueError, TypeError) as exc:
-            raise ModelLoadError(f"{self.path}: malformed metadata ({exc})") from exc
-        inputs = {i.name: i for i in self.session.get_inputs()}
-        outputs = {o.name: o for o in self.session.get_outputs()}
-        want = ["z", "label"] if conditional else ["z"]
-        if sorted(inputs) != sorted(want):
-            raise ModelLoadError(f"{self.path}: inputs {sorted(inputs)} != contract {want}")
-        if "image" not in outputs:
-            raise ModelLoadError(f"{self.path}: no output named 'image' (has {sorted(outputs)})")
-        checks = [
-            (inputs["z"].type == "tensor(float)", "input z must be float32"),
-            (inputs["z"].shape[1:] == [latent_dim], f"input z must be [N, {latent_dim}]"),
-            (outputs["image"].type == "tensor(float)", "output image must be float32"),
-            (list(outputs["image"].shape[1:]) in (shape, [None] * 3), f"output image must be [N, {shape}]"),
-            (len(shape) == 3 and shape[0] in (1, 3, 4), "image_shape must be [C, H, W] with C in 1, 3, 4"),
-            (not conditional or num_classes > 0, "a conditional model needs num_classes > 0"),
-            (0.0 < truncation <= 1.0, f"truncation must be in (0, 1], got {truncation}"),
-            (not conditional or len(class_names) == num_classes, "class_names must list num_classes names"),
-            (
-                not conditional or inputs["label"].shape[1:] == [num_classes],
-                f"label must be [N, {num_classes}]",
-            ),
-        ]
-        for ok, problem in checks:
-            if not ok:
-                raise ModelLoadError(f"{self.path}: {problem}")
+            meta = ModelMetadata.from_props(self.session.get_modelmeta().custom_metadata_map)
+        except MetadataError as exc:
+            raise ModelLoadError(f"{self.path}: {exc}") from exc
+        self.meta = meta
+        problems = signature_problems(
+            {i.name: TensorSpec(i.type, i.shape) for i in self.session.get_inputs()},
+            {o.name: TensorSpec(o.type, o.shape) for o in self.session.get_outputs()},
+            meta.latent_dim,
+            meta.num_classes,
+            meta.image_shape,
+        )
+        if problems:
+            raise ModelLoadError(f"{self.path}: {problems[0]}")
         quality_file = self.path.with_suffix(".json")
         quality = {}
         if quality_file.exists():
@@ -157,37 +138,17 @@ class GeneratorModel:
                 quality = json.loads(quality_file.read_text()).get("quality", {})
             except (OSError, ValueError) as exc:
                 raise ModelLoadError(f"{quality_file}: unreadable model card data ({exc})") from exc
-        return ModelInfo(
-            name=name,
-            recipe=meta["recipe"],
-            objective=meta["objective"],
-            conditional=conditional,
-            latent_dim=latent_dim,
-            num_classes=num_classes if conditional else 0,
-            class_names=class_names if conditional else [],
-            image_shape=shape,
-            dataset=meta["dataset"],
-            steps=int(meta["steps"]),
-            seed=int(meta["seed"]),
-            training_seconds=float(meta["training_seconds"]),
-            version=meta["version"],
-            sha256=sha256,
-            truncation=truncation,
-            provider=self.provider,
-            quality=quality,
-        )
+        return ModelInfo(name=name, sha256=sha256, provider=self.provider, quality=quality, **meta.public())
 
     def run(self, z: np.ndarray, label: np.ndarray | None) -> np.ndarray:
         """Raw model call: float images [N, C, H, W] in [-1, 1]."""
-        feeds = {"z": z} if label is None else {"z": z, "label": label}
-        return self.session.run(["image"], feeds)[0]
+        return self.session.run([IMAGE], feeds(z, label))[0]
 
     def generate(
         self, seed: int, indices: np.ndarray, label: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Images ``indices`` of (seed, label) as uint8 [N, H, W, C], with each image's class (or None)."""
-        z, rows, classes = inputs_for(seed, indices, self.info.latent_dim, self.info.num_classes, label)
-        return to_uint8(self.run(z, rows)), classes
+        return generate(self.run, seed, indices, self.info.latent_dim, self.info.num_classes, label)
 
     def warm_up(self, batch_sizes: tuple[int, ...] = (1, 16)) -> None:
         for n in batch_sizes:

@@ -21,11 +21,19 @@ from starlette.responses import JSONResponse, Response
 from service import guards, image_urls
 from service.accel import CUDA, buckets, choose_providers, padded_run
 from service.batching import Batcher, BatchStats, QueueFull
-from service.imaging import encode_grid, encode_pngs, to_uint8
+from service.contract import (
+    CONTRACT_VERSION,
+    MAX_SEED,
+    LabelError,
+    image_indices,
+    inputs_for,
+    resolve_label,
+    to_uint8,
+)
+from service.imaging import encode_grid, encode_pngs
 from service.lean import LeanRoutes
 from service.openapi import OpenApiMiddleware
 from service.registry import GeneratorModel, ModelInfo, ModelLoadError, check_models, load_models
-from service.sampling import MAX_SEED, LabelError, image_indices, inputs_for, resolve_label
 from service.settings import Settings
 from service.timing import StageTimer
 from service.ui_app import ui_app
@@ -327,6 +335,7 @@ class GanService:
         return {
             "models": [m.info.public() for m in self.models.values()],
             "max_count": self.settings.max_count,
+            "contract_version": CONTRACT_VERSION,  # what seed → image means here (README: reproducibility)
         }
 
 

@@ -1,73 +1,112 @@
-"""Service settings, read once from environment variables."""
+"""Service settings: one typed class read from ``GANSERVE_*`` environment variables (pydantic-settings).
+
+Each field's variable is ``GANSERVE_`` + its name in capitals, except where a field names its variable
+itself (``timeout_s`` ← ``GANSERVE_TIMEOUT``). Empty variables count as unset. ``GANSERVE_PROVIDERS`` is a
+comma-separated list; ``GANSERVE_API_KEY_FILE`` names a file holding the key when ``GANSERVE_API_KEY`` is
+unset (a container secret).
+"""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
+from pydantic_settings.sources import PydanticBaseSettingsSource
+from pydantic_settings.sources.utils import parse_env_vars
+
+ENV_PREFIX = "GANSERVE_"
 
 
-class Settings(BaseModel):
-    """Every knob of the service; each comes from the environment variable named in its description."""
+class Settings(BaseSettings):
+    """Every knob of the service, with its environment variable in the README's tables."""
 
-    models_dir: Path = Field(Path("models"), description="GANSERVE_MODELS_DIR: folder of *.onnx generators")
-    max_count: int = Field(256, ge=1, le=65536, description="GANSERVE_MAX_COUNT: most images per request")
-    max_batch_rows: int = Field(256, ge=1, description="GANSERVE_MAX_BATCH_ROWS: most rows in one model run")
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_ignore_empty=True, extra="ignore", populate_by_name=True
+    )
+
+    models_dir: Path = Field(Path("models"), description="folder of *.onnx generators")
+    max_count: int = Field(256, ge=1, le=65536, description="most images per request")
+    max_batch_rows: int = Field(256, ge=1, description="most rows in one model run")
     max_queue_rows: int | None = Field(
         None,
         ge=1,
-        description="GANSERVE_MAX_QUEUE_ROWS: rows waiting per model before requests get 503 "
+        description="rows waiting per model before requests get 503 "
         "(default: 4 × GANSERVE_MAX_BATCH_ROWS, a few model runs' worth)",
     )
-    threads: int = Field(
-        0, ge=0, description="GANSERVE_THREADS: ONNX Runtime intra-op threads (0: all cores)"
-    )
-    access_log: bool = Field(False, description="GANSERVE_ACCESS_LOG: log one line per request (1/0)")
-    tracing: bool = Field(False, description="GANSERVE_TRACING: OpenTelemetry spans for /generate (1/0)")
+    threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads (0: all cores)")
+    access_log: bool = Field(False, description="log one line per request (1/0)")
+    tracing: bool = Field(False, description="OpenTelemetry spans for /generate (1/0)")
     lean: bool = Field(
         True,
-        description="GANSERVE_LEAN: valid /generate and /walk requests skip BentoML's request layer "
+        description="valid /generate and /walk requests skip BentoML's request layer "
         "(1/0; off when the access log or tracing is on, which that layer provides)",
     )
-    workers: int = Field(1, ge=1, description="GANSERVE_WORKERS: BentoML worker processes")
-    timeout_s: float = Field(60.0, gt=0, description="GANSERVE_TIMEOUT: seconds before a request answers 504")
-    max_concurrency: int = Field(512, ge=1, description="GANSERVE_MAX_CONCURRENCY: requests in flight (429)")
-    max_body_bytes: int = Field(
-        65536, ge=256, description="GANSERVE_MAX_BODY_BYTES: request body limit (413)"
+    workers: int = Field(1, ge=1, description="BentoML worker processes")
+    timeout_s: float = Field(
+        60.0, gt=0, validation_alias="GANSERVE_TIMEOUT", description="seconds before a request answers 504"
     )
-    api_key: str | None = Field(
-        None, description="GANSERVE_API_KEY, or a file named by GANSERVE_API_KEY_FILE"
+    max_concurrency: int = Field(512, ge=1, description="requests in flight (429)")
+    max_body_bytes: int = Field(65536, ge=256, description="request body limit (413)")
+    api_key: str | None = Field(None, repr=False, description="the API key (or see api_key_file)")
+    api_key_file: Path | None = Field(
+        None, description="file holding the API key, read when api_key is unset"
     )
-    gpus: int | None = Field(None, ge=0, description="GANSERVE_GPUS: GPUs per worker (default: 1 if any)")
-    providers: list[str] | None = Field(None, description="GANSERVE_PROVIDERS: comma-separated ORT providers")
+    gpus: int | None = Field(None, ge=0, description="GPUs per worker (default: 1 if the host has any)")
+    providers: Annotated[list[str] | None, NoDecode] = Field(
+        None, description="ONNX Runtime providers, comma-separated"
+    )
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip()] or None
+        return value
+
+    @model_validator(mode="after")
+    def _key_from_file(self) -> Settings:
+        if self.api_key is None and self.api_key_file is not None:
+            self.api_key = read_key_file(self.api_key_file)
+        return self
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        env = dict(os.environ if env is None else env)
-        names = {
-            "models_dir": "GANSERVE_MODELS_DIR",
-            "max_count": "GANSERVE_MAX_COUNT",
-            "max_batch_rows": "GANSERVE_MAX_BATCH_ROWS",
-            "max_queue_rows": "GANSERVE_MAX_QUEUE_ROWS",
-            "threads": "GANSERVE_THREADS",
-            "workers": "GANSERVE_WORKERS",
-            "access_log": "GANSERVE_ACCESS_LOG",
-            "tracing": "GANSERVE_TRACING",
-            "lean": "GANSERVE_LEAN",
-            "timeout_s": "GANSERVE_TIMEOUT",
-            "max_concurrency": "GANSERVE_MAX_CONCURRENCY",
-            "max_body_bytes": "GANSERVE_MAX_BODY_BYTES",
-            "api_key": "GANSERVE_API_KEY",
-            "gpus": "GANSERVE_GPUS",
-        }
-        values: dict[str, object] = {k: env[v] for k, v in names.items() if env.get(v)}
-        key_file = env.get("GANSERVE_API_KEY_FILE")
-        if key_file and "api_key" not in values:
-            values["api_key"] = read_key_file(Path(key_file))
-        if env.get("GANSERVE_PROVIDERS"):
-            values["providers"] = [p.strip() for p in env["GANSERVE_PROVIDERS"].split(",") if p.strip()]
-        return cls.model_validate(values)
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment (``from_env``'s mapping when one is given); no .env files."""
+        environ = _ENVIRON.get()
+        return (init_settings, env_settings if environ is None else _MappingEnvSource(settings_cls, environ))
+
+    @classmethod
+    def env_var(cls, field: str) -> str:
+        """The environment variable of ``field``."""
+        alias = cls.model_fields[field].validation_alias
+        return alias if isinstance(alias, str) else ENV_PREFIX + field.upper()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``env`` (default: the process environment); ValueError naming each bad variable."""
+        try:
+            with _environ(env):
+                return cls()
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors():
+                loc = str(err["loc"][0]) if err["loc"] else ""
+                field = next((f for f in cls.model_fields if loc in (f, cls.env_var(f))), None)
+                where = f"{cls.env_var(field)} ({field}): " if field else ""
+                problems.append(where + str(err["msg"]).removeprefix("Value error, "))
+            raise ValueError("; ".join(problems)) from None
 
     def queue_rows(self) -> int:
         """The per-model queue bound in rows (GANSERVE_MAX_QUEUE_ROWS or its default)."""
@@ -78,6 +117,31 @@ class Settings(BaseModel):
         CUDA_VISIBLE_DEVICES per worker); none on CPU hosts."""
         gpus = self.gpus if self.gpus is not None else int(any(Path("/dev").glob("nvidia[0-9]*")))
         return {"gpu": gpus} if gpus else {}
+
+
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("ganserve_settings_environ", default=None)
+
+
+@contextmanager
+def _environ(env: Mapping[str, str] | None) -> Iterator[None]:
+    token = _ENVIRON.set(env)
+    try:
+        yield
+    finally:
+        _ENVIRON.reset(token)
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source, parsing a given mapping instead of ``os.environ``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]):
+        self._environ = dict(environ)
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(
+            self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
 
 
 def read_key_file(path: Path) -> str:

@@ -83,3 +83,24 @@ def test_request_checker_passes_a_real_server_and_fails_a_wrong_limit(server):
     # The server allows 64: a checker told 32 sees count 33 accepted and must fail.
     assert checker.main([*args, "--max-count", "32"]) == 1
     assert checker.main([*args, "--max-count", "64", "--expect-models", "tiny-dcgan"]) == 1
+
+
+def test_the_bento_ships_every_service_module_and_dependency():
+    """bentofile.yaml lists its files and packages by hand: a new service sub-package or dependency must be
+    added there too, or `bentoml build` makes a bento that cannot import the service."""
+    import re
+    from pathlib import PurePosixPath
+
+    import yaml
+
+    bento = yaml.safe_load((ROOT / "bentofile.yaml").read_text())
+    modules = [p.relative_to(ROOT).as_posix() for p in (ROOT / "service").rglob("*.py")]
+    # bento include patterns are gitignore-like: "*" does not cross "/" (PurePath.match agrees)
+    missing = [m for m in modules if not any(PurePosixPath(m).match(pat) for pat in bento["include"])]
+    assert not missing, f"bentofile.yaml does not include {missing}"
+
+    def names(requirements: list[str]) -> set[str]:
+        return {re.split(r"[\[<>=!~ ;]", r.strip(), maxsplit=1)[0].lower() for r in requirements}
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert names(deps) <= names(bento["python"]["packages"]), names(deps) - names(bento["python"]["packages"])

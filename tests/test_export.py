@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from service.registry import REQUIRED_METADATA
+from service.contract import CONTRACT_VERSION, ModelMetadata
 from tests.conftest import run_cli
 from training.export import ExportError, check_parity, load_generator
 
@@ -20,7 +20,9 @@ def test_export_contract(exported, recipe):
     model = onnx.load(exported[recipe])
     onnx.checker.check_model(model, full_check=True)
     meta = {p.key: p.value for p in model.metadata_props}
-    assert set(REQUIRED_METADATA) <= meta.keys()
+    assert set(ModelMetadata.required_keys()) <= meta.keys()
+    assert meta["contract_version"] == str(CONTRACT_VERSION)
+    assert ModelMetadata.from_props(meta).latent_dim == int(meta["latent_dim"])  # reads back what it wrote
     assert meta["recipe"] == recipe and meta["dataset"] == "digits" and meta["steps"] == "2"
     conditional = json.loads(meta["conditional"])
     assert conditional == (recipe == "cgan")

@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from service.contract import image_indices, resolve_label
 from service.offline import Job, my_units, shard_images
 from service.registry import GeneratorModel
-from service.sampling import image_indices, resolve_label
 from tests.conftest import ROOT, run_cli
 
 

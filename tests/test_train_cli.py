@@ -14,9 +14,18 @@ import torch
 
 from tests.conftest import ROOT
 from training.__main__ import _add_train_args, main
-from training.config import ModelConfig, ObjectiveConfig, OptimConfig, TrainConfig, override, preset
+from training.config import (
+    AugmentConfig,
+    DataConfig,
+    ModelConfig,
+    ObjectiveConfig,
+    OptimConfig,
+    TrainConfig,
+    override,
+    preset,
+)
 from training.export import export
-from training.flags import config_flags, config_from_args
+from training.flags import SECTIONS, config_flags, config_from_args
 from training.trainer import Trainer
 
 SHIPPED = sorted(p.stem for p in (ROOT / "models").glob("*.onnx"))
@@ -34,15 +43,17 @@ def parser_actions() -> dict[str, argparse.Action]:
     return {opt: a for a in p._actions for opt in a.option_strings}
 
 
-@pytest.mark.parametrize("cls", [TrainConfig, ModelConfig, ObjectiveConfig, OptimConfig])
+@pytest.mark.parametrize(
+    "cls", [TrainConfig, ModelConfig, ObjectiveConfig, OptimConfig, DataConfig, AugmentConfig]
+)
 def test_every_config_field_is_a_flag_with_its_type_choices_and_help(cls):
     actions = parser_actions()
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        if f.name in ("model", "objective", "optim") or f.metadata.get("cli") is False:
+        if f.name in SECTIONS or f.metadata.get("cli") is False:
             continue
         action = actions[f.metadata.get("flag", "--" + f.name.replace("_", "-"))]
-        assert f.metadata["help"] and action.help.startswith(f.metadata["help"]), f.name
+        assert f.metadata["help"] and action.help.startswith(f.metadata["help"].replace("%", "%%")), f.name
         if hints[f.name] is bool:
             assert isinstance(action, argparse.BooleanOptionalAction), f.name
         elif typing.get_origin(hints[f.name]) is typing.Literal:

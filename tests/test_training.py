@@ -21,6 +21,34 @@ from training.objectives import gradient_penalty
 from training.trainer import CHECKPOINT, Trainer
 
 
+def assert_onnx_matches_run(run: Path, onnx_path: Path) -> np.ndarray:
+    """The exported file, on ONNX Runtime, draws what the run's generator draws in PyTorch (checked here,
+    not by trusting the exporter), and its images depend on z (and the label, when conditional)."""
+    import onnxruntime as ort
+
+    from training.export import load_generator
+
+    g, cfg, _ = load_generator(run)
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    z = np.random.default_rng(5).standard_normal((3, cfg.model.latent_dim), dtype=np.float32)
+    feeds, args = {"z": z}, [torch.from_numpy(z)]
+    if cfg.model.conditional:
+        y = np.eye(cfg.model.num_classes, dtype=np.float32)[[0, 1, 1]]
+        feeds["label"], args = y, [*args, torch.from_numpy(y)]
+    (got,) = sess.run(["image"], feeds)
+    with torch.no_grad():
+        want = g(*args).numpy()
+    m = cfg.model
+    assert got.shape == (3, m.channels, m.image_size, m.image_size)
+    assert np.abs(got - want).max() <= 1e-4
+    assert not np.array_equal(got[0], got[1])
+    if m.conditional:  # same z, other label → other image
+        feeds["z"] = np.repeat(z[:1], 3, axis=0)
+        (same_z,) = sess.run(["image"], feeds)
+        assert not np.array_equal(same_z[0], same_z[1])
+    return got
+
+
 def small(recipe: str, **changes) -> TrainConfig:
     base = dict(
         image_size=16, g_width=16, d_width=16, batch_size=16, steps=4, sample_every=2, checkpoint_every=2
@@ -151,7 +179,7 @@ def test_packed_training_runs_and_exports(tmp_path):
     t = Trainer(small("wgan-gp", pack=2, steps=2), tmp_path / "run")
     t.run(progress=False)
     export(tmp_path / "run", tmp_path / "m.onnx")
-    assert (tmp_path / "m.onnx").stat().st_size > 0
+    assert_onnx_matches_run(tmp_path / "run", tmp_path / "m.onnx")
 
 
 def test_class_conditional_batchnorm_steers_every_generator_block(tmp_path):
@@ -171,8 +199,9 @@ def test_class_conditional_batchnorm_steers_every_generator_block(tmp_path):
         norms[0].bias.weight.zero_()
         assert not torch.equal(g(z, torch.eye(10)[:1]), a)
     assert not torch.equal(a, b)
-    report = export(tmp_path / "run", tmp_path / "m.onnx")  # raises unless ORT matches PyTorch
-    assert report is not None
+    report = export(tmp_path / "run", tmp_path / "m.onnx")
+    assert sorted(report.max_abs_diff) == [1, 7, 64] and max(report.max_abs_diff.values()) <= 1e-4
+    assert_onnx_matches_run(tmp_path / "run", tmp_path / "m.onnx")
 
 
 def test_resize_upsampling_generator_exports(tmp_path):
@@ -185,7 +214,22 @@ def test_resize_upsampling_generator_exports(tmp_path):
     assert sum(isinstance(m, torch.nn.Upsample) for m in t.G.modules()) == 2
     assert t.G(torch.randn(3, 100)).shape == (3, 1, 16, 16)
     t.run(progress=False)
-    export(tmp_path / "run", tmp_path / "m.onnx")  # raises unless ORT matches PyTorch at batch 1, 7, 64
+    export(tmp_path / "run", tmp_path / "m.onnx")
+    assert_onnx_matches_run(tmp_path / "run", tmp_path / "m.onnx")
+
+
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_reading_the_export_generator_leaves_training_modes_alone(tmp_path, ema_decay):
+    """Without EMA the export generator is G itself: sampling from it must not leave G in eval mode
+    (BatchNorm would train on running statistics from then on)."""
+    t = Trainer(small("dcgan", ema_decay=ema_decay, steps=2, sample_every=1), tmp_path / "run")
+    assert t.G.training
+    g = t.export_generator
+    assert t.G.training and g is (t.G if ema_decay == 0 else t.G_ema)
+    t.write_samples()
+    assert t.G.training and g.training == (ema_decay == 0)
+    t.run(progress=False)  # samples every step
+    assert t.G.training
 
 
 def test_same_seed_same_weights(tmp_path):
@@ -230,9 +274,20 @@ def test_cli_resume_matches_uninterrupted(tmp_path):
 
 
 def test_training_writes_its_artifacts(tmp_path):
-    Trainer(small("cgan"), tmp_path).run(progress=False)
-    assert (tmp_path / "losses.png").stat().st_size > 0
+    from service.contract import to_uint8
+    from service.imaging import tile
+    from training.trainer import evaluating, one_hot
+
+    t = Trainer(small("cgan"), tmp_path)
+    t.run(progress=False)
+    with Image.open(tmp_path / "losses.png") as plot:
+        assert plot.format == "PNG" and min(plot.size) >= 100
     assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step_000002.png", "step_000004.png"]
+    # the last sample grid is exactly the export generator's images of the fixed noise, 8 per row
+    with evaluating(t.export_generator) as g, torch.no_grad():
+        want = tile(to_uint8(g(t.fixed_z, one_hot(t.fixed_y, 10)).numpy()), columns=8)
+    got = np.asarray(Image.open(tmp_path / "samples" / "step_000004.png"))
+    assert np.array_equal(got.reshape(want.shape), want)
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] == 4 and {"d_loss", "g_loss"} <= rows[-1].keys()
 

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.imaging import to_uint8
+from service.contract import drawn_labels, latent, one_hot, to_uint8
 from service.registry import GeneratorModel
-from service.sampling import drawn_labels, latent, one_hot
 from service.walk import MAX_STEPS, slerp, walk_inputs
 from tests.test_service import metric_sum, npy, post
 

@@ -10,5 +10,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.1.0"
 
-SUPPORTED_IMAGE_SIZES = (16, 32, 64)
-SUPPORTED_CHANNELS = (1, 3, 4)
+# The sizes and channels belong to the contract the service also checks: one list, there.
+from service.contract import SUPPORTED_CHANNELS, SUPPORTED_IMAGE_SIZES  # noqa: E402
+
+__all__ = ["SUPPORTED_CHANNELS", "SUPPORTED_IMAGE_SIZES", "__version__"]

@@ -94,9 +94,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import torch
 
-    from service.registry import ModelLoadError
     from training.data import DatasetError
     from training.evaluate import EvaluatorSettings, evaluate_model, format_table
+    from training.onnx_generator import GeneratorFileError
 
     torch.set_num_threads(args.threads)
     if args.samples < 100:
@@ -107,7 +107,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         quality, model = evaluate_model(
             args.model, args.dataset, args.samples, args.seed, args.data_dir, args.cache_dir, settings
         )
-    except (ModelLoadError, DatasetError, ValueError) as exc:
+    except (GeneratorFileError, DatasetError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(format_table(quality, model.info.name))

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from service.contract import one_hot
 from service.imaging import encode_png, tile
-from service.sampling import one_hot
 from training.config import TrainConfig, preset
 from training.evaluate import Quality
 
@@ -81,13 +81,14 @@ def sample_grid(model: Any, seed: int = 0) -> np.ndarray:
 
 def write_card(model: Any, quality: Quality, out_dir: Path | None = None) -> dict[str, Path]:
     """Write NAME.json, NAME.md and NAME.png beside the model (or in ``out_dir``); return their paths."""
-    meta = model.session.get_modelmeta().custom_metadata_map
-    cfg = TrainConfig.from_dict(json.loads(meta["config"]))
+    if model.info.config is None:
+        raise ValueError(f"{model.path}: the metadata holds no training config; a card needs one")
+    cfg = TrainConfig.from_dict(json.loads(model.info.config))
     name = model.info.name
     folder = Path(out_dir) if out_dir else model.path.parent
     folder.mkdir(parents=True, exist_ok=True)
     changes = changes_from_preset(cfg)
-    cpu_s = float(meta.get("training_cpu_seconds", "nan"))
+    cpu_s = model.info.training_cpu_seconds if model.info.training_cpu_seconds is not None else float("nan")
     card = {
         "name": name,
         "recipe": cfg.recipe,
@@ -102,7 +103,7 @@ def write_card(model: Any, quality: Quality, out_dir: Path | None = None) -> dic
         "changes_from_preset": changes,
         # Export options (not training settings); ψ = 1 means the generator is sampled as trained.
         "truncation": model.info.truncation,
-        "config": json.loads(meta["config"]),
+        "config": json.loads(model.info.config),
         "quality": quality.to_dict(),
     }
     paths = {"json": folder / f"{name}.json", "md": folder / f"{name}.md", "png": folder / f"{name}.png"}

@@ -1,7 +1,7 @@
 """Quality of a generator, judged by a classifier the project trains on the real data.
 
 GANs fail silently (one digit, or mush, with healthy-looking losses), so every exported generator is
-measured the same way: sample it through the service's own path (``GeneratorModel.generate``: the seeded
+measured the same way: sample it as the service does (``service.contract.generate``: the seeded
 noise contract and the uint8 post-processing), classify the samples with the evaluator, and compare with the
 real data:
 
@@ -356,7 +356,7 @@ def check_targets(q: Quality, conditional: bool) -> list[dict[str, Any]]:
 
 # ---- sampling an exported generator ----------------------------------------------------------------------
 def sample_model(model: Any, count: int, seed: int, batch: int = 500) -> tuple[np.ndarray, np.ndarray | None]:
-    """``count`` images of ``model`` (a service.registry.GeneratorModel) for ``seed``, with their labels.
+    """``count`` images of ``model`` (a training.onnx_generator.OnnxGenerator) for ``seed``, with labels.
 
     Conditional models draw each image's class from the seed (the service's contract: uniform classes).
     """
@@ -393,9 +393,9 @@ def load_for_evaluation(
     settings: EvaluatorSettings | None = None,
 ) -> tuple[Any, ImageDataset, Evaluator]:
     """(the ONNX generator on the CPU, its real data set, the evaluator for that data set)."""
-    from service.registry import GeneratorModel
+    from training.onnx_generator import OnnxGenerator
 
-    model = GeneratorModel(Path(path), providers=["CPUExecutionProvider"], intra_threads=1)
+    model = OnnxGenerator(Path(path))
     channels, size, _ = model.info.image_shape
     real = load_dataset(dataset or model.info.dataset, size, channels, data_dir)
     if model.info.conditional and model.info.num_classes != real.num_classes:

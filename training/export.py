@@ -1,8 +1,7 @@
 """Export a trained generator to the project's ONNX contract, and prove it matches PyTorch.
 
-Contract: inputs ``z`` float32 [N, latent_dim] and, for conditional models, ``label`` float32
-[N, num_classes] (one-hot rows; soft mixtures allowed); output ``image`` float32 [N, C, H, W] in [-1, 1];
-N dynamic; metadata_props with at least ``service.registry.REQUIRED_METADATA`` (the keys the service checks).
+Contract (``service.contract``): the tensor names, dtypes and shapes of ``service.contract.tensors`` and
+the metadata of ``service.contract.ModelMetadata``, with the contract version the service implements.
 
 Truncation (an export option): the graph may scale ``z`` by ψ < 1 before the generator, i.e. sample at a
 lower temperature, N(0, ψ²I) instead of N(0, I) (Kingma & Dhariwal 2018). Like BigGAN's truncation trick
@@ -21,6 +20,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from service.contract import CONTRACT_VERSION, IMAGE, ModelMetadata, feeds, input_names
 from service.files import write_atomic
 from training import __version__
 from training.config import TrainConfig
@@ -74,26 +74,26 @@ def load_generator(run_dir: Path) -> tuple[Generator, TrainConfig, RunState]:
 
 def metadata_for(
     cfg: TrainConfig, state: RunState, class_names: list[str], truncation: float = 1.0
-) -> dict[str, str]:
+) -> ModelMetadata:
     m = cfg.model
-    class_names = class_names if m.conditional else []
-    return {
-        "recipe": cfg.recipe,
-        "objective": cfg.objective.kind + ("-gp" if cfg.objective.gp_weight > 0 else ""),
-        "conditional": json.dumps(m.conditional),
-        "latent_dim": str(m.latent_dim),
-        "num_classes": str(m.num_classes if m.conditional else 0),
-        "class_names": json.dumps(class_names),
-        "image_shape": json.dumps([m.channels, m.image_size, m.image_size]),
-        "dataset": cfg.dataset,
-        "steps": str(state.step),
-        "seed": str(cfg.seed),
-        "training_seconds": f"{state.wall_seconds:.1f}",
-        "training_cpu_seconds": f"{state.cpu_seconds:.1f}",
-        "version": __version__,
-        "config": json.dumps(asdict(cfg), sort_keys=True),
-        "truncation": repr(float(truncation)),
-    }
+    return ModelMetadata(
+        recipe=cfg.recipe,
+        objective=cfg.objective.kind + ("-gp" if cfg.objective.gp_weight > 0 else ""),
+        conditional=m.conditional,
+        latent_dim=m.latent_dim,
+        num_classes=m.num_classes if m.conditional else 0,
+        class_names=class_names if m.conditional else [],
+        image_shape=[m.channels, m.image_size, m.image_size],
+        dataset=cfg.dataset,
+        steps=state.step,
+        seed=cfg.seed,
+        training_seconds=round(state.wall_seconds, 1),
+        training_cpu_seconds=round(state.cpu_seconds, 1),
+        version=__version__,
+        contract_version=CONTRACT_VERSION,
+        config=json.dumps(asdict(cfg), sort_keys=True),
+        truncation=float(truncation),
+    )
 
 
 def check_truncation(truncation: float) -> float:
@@ -125,13 +125,13 @@ def export(
 
     batch = torch.export.Dim("batch", min=1, max=4096)
     z = torch.randn(2, m.latent_dim)
+    inputs = input_names(m.conditional)
     if m.conditional:
         module: torch.nn.Module = _Conditional(g, truncation)
         args: tuple = (z, torch.eye(m.num_classes)[:2])
-        dynamic = {"z": {0: batch}, "label": {0: batch}}
-        inputs = ["z", "label"]
     else:
-        module, args, dynamic, inputs = _Unconditional(g, truncation), (z,), {"z": {0: batch}}, ["z"]
+        module, args = _Unconditional(g, truncation), (z,)
+    dynamic = {name: {0: batch} for name in inputs}
     module.eval()
     try:
         program = torch.onnx.export(
@@ -139,7 +139,7 @@ def export(
             args,
             dynamo=True,
             input_names=inputs,
-            output_names=["image"],
+            output_names=[IMAGE],
             dynamic_shapes=dynamic,
             opset_version=OPSET,
             verbose=False,
@@ -147,7 +147,7 @@ def export(
     except Exception as exc:  # the exporter raises many types; report them uniformly
         raise ExportError(f"torch.onnx.export failed: {exc}") from exc
     model = program.model_proto
-    metadata = metadata_for(cfg, state, class_names, truncation)
+    metadata = metadata_for(cfg, state, class_names, truncation).to_props()
     onnx.helper.set_model_props(model, metadata)
     model.producer_name = "ganserve"
     model.doc_string = f"{cfg.recipe} generator trained on {cfg.dataset} by ganserve {__version__}"
@@ -173,15 +173,13 @@ def check_parity(
     diffs = {}
     for n in PARITY_BATCHES:
         z = rng.standard_normal((n, latent_dim), dtype=np.float32)
-        feeds = {"z": z}
-        args = [torch.from_numpy(z)]
+        label = None
         if num_classes:
             label = np.eye(num_classes, dtype=np.float32)[rng.integers(0, num_classes, n)]
-            feeds["label"] = label
-            args.append(torch.from_numpy(label))
+        args = [torch.from_numpy(z)] + ([torch.from_numpy(label)] if label is not None else [])
         with torch.no_grad():
             expected = module(*args).numpy()
-        (got,) = session.run(["image"], feeds)
+        (got,) = session.run([IMAGE], feeds(z, label))
         if got.shape != expected.shape:
             raise ExportError(f"batch {n}: ONNX output shape {got.shape} != PyTorch {expected.shape}")
         diffs[n] = float(np.abs(got - expected).max())

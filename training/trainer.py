@@ -16,6 +16,7 @@ import functools
 import json
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -24,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from service.contract import to_uint8
 from service.files import atomic_path, tmp_path, write_atomic
-from service.imaging import encode_png, tile, to_uint8
+from service.imaging import encode_png, tile
 from training.augment import Augmenter
 from training.config import TrainConfig, validate
 from training.data import ImageDataset, load_dataset
@@ -387,8 +389,9 @@ class Trainer:
 
     @property
     def export_generator(self) -> Generator:
-        """The generator to ship: the EMA copy when enabled, in eval mode."""
-        return (self.G_ema if self.G_ema is not None else self.G).eval()
+        """The generator to ship: the EMA copy when enabled, else G itself. Reading it changes nothing
+        (G keeps training in its own mode); sample from it inside ``evaluating(...)``."""
+        return self.G_ema if self.G_ema is not None else self.G
 
     # ---- the loop ----------------------------------------------------------------------------------
     def run(self, progress: bool = True) -> RunState:
@@ -436,16 +439,25 @@ class Trainer:
 
     def write_samples(self) -> Path:
         G = self.export_generator
-        was_training = G.training
-        G.eval()
-        with torch.no_grad():
+        with evaluating(G), torch.no_grad():
             y = one_hot(self.fixed_y, self.cfg.model.num_classes) if self.cfg.model.conditional else None
             images = G(self.fixed_z, y).float().cpu().numpy()
-        G.train(was_training)
         path = self.out / "samples" / f"step_{self.state.step:06d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(encode_png(tile(to_uint8(images), columns=8)))
         return path
+
+
+@contextlib.contextmanager
+def evaluating(net: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """``net`` in eval mode for the block, then back in the mode it had (BatchNorm statistics in training
+    must not depend on whether samples were drawn)."""
+    was_training = net.training
+    net.eval()
+    try:
+        yield net
+    finally:
+        net.train(was_training)
 
 
 def plot_losses(metrics_path: Path, out: Path) -> None:
