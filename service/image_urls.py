@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl
 
 import numpy as np
 
-from service.contract import MAX_SEED, LabelError, inputs_for, resolve_label
+from service.contract import MAX_SEED, SUPPORTED_CHANNELS, LabelError, inputs_for, resolve_label
 from service.guards import Receive, Scope, Send
 from service.imaging import encode_png
 from service.registry import MODEL_NAME, GeneratorModel
@@ -125,7 +125,8 @@ def encoder_fingerprint() -> str:
     pixels would (another encoder, compression level or zlib), and with it every ETag, as a strong validator
     requires."""
     rng = np.random.default_rng(0)
-    probe = b"".join(encode_png(rng.integers(0, 256, size=(8, 8, c), dtype=np.uint8)) for c in (1, 3, 4))
+    probes = (rng.integers(0, 256, size=(8, 8, c), dtype=np.uint8) for c in SUPPORTED_CHANNELS)
+    probe = b"".join(encode_png(image) for image in probes)
     return hashlib.sha256(probe + zlib.ZLIB_RUNTIME_VERSION.encode()).hexdigest()[:16]
 
 
@@ -259,7 +260,7 @@ def openapi_path(model_names: list[str], error_schema: dict[str, Any]) -> dict[s
             "summary": "One image as PNG, at a cacheable URL",
             "description": "Image `index` of `seed` (and `label`) from `model`: the same pixels as POST "
             "/generate for that (model, seed, index, label). Strong ETag; If-None-Match → 304.",
-            "operationId": "image",
+            "operationId": "getImage",
             "tags": ["Service APIs"],
             "parameters": [
                 {"name": "model", "in": "path", "required": True, "schema": model_schema},

@@ -77,6 +77,10 @@ def test_the_contract_needs_neither_torch_nor_onnxruntime():
     assert out.stdout.strip() == "[]"
 
 
+# A line that spells "z" or "image" for another meaning says so in a comment carrying this phrase.
+NOT_A_TENSOR_NAME = "not the ONNX tensor name"
+
+
 def test_contract_literals_live_only_in_the_contract():
     """Tensor names and the size/channel lists are written once, in service/contract/tensors.py."""
     problems = []
@@ -84,8 +88,12 @@ def test_contract_literals_live_only_in_the_contract():
     for path in sources:
         if "contract" in path.relative_to(ROOT).parts:
             continue
-        for node in ast.walk(ast.parse(path.read_text())):
+        text = path.read_text()
+        lines = text.splitlines()
+        for node in ast.walk(ast.parse(text)):
             if isinstance(node, ast.Constant) and node.value in ("z", "image"):
+                if NOT_A_TENSOR_NAME in lines[node.lineno - 1]:  # e.g. a JSON field of an input file
+                    continue
                 problems.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value!r}")
             literal = isinstance(node, ast.Tuple | ast.List) and all(
                 isinstance(e, ast.Constant) for e in node.elts

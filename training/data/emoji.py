@@ -27,6 +27,7 @@ VERSION = "16.0.0"
 INTEGRITY = "sha512-ZRexfzs7MVoLnmzZmNsO4TKhnAJp5D++Vm6PpUpH/jEQQlemp3l88CjZ+DoZ2faM9R4QxZkOPJCoT8DlPhfQ3A=="
 IMAGE_DIR = "img/google/64"
 DROPPED_CATEGORIES = ("Component",)
+FILE_FIELD = "image"  # emoji.json's file-name field (the package's, not the ONNX tensor name)
 _KEEP = ("package/emoji.json", "package/LICENSE", "package/README.md", "package/package.json")
 
 
@@ -135,12 +136,12 @@ def catalogue(root: Path, skin_tones: bool = False) -> tuple[list[Path], np.ndar
         if category in DROPPED_CATEGORIES or not category:
             continue
         first[category] = min(first.get(category, float("inf")), e.get("sort_order", float("inf")))
-        if e.get("has_img_google") and e.get("image"):
-            items.append((category, e["image"]))
+        if e.get("has_img_google") and e.get(FILE_FIELD):
+            items.append((category, e[FILE_FIELD]))
         if skin_tones:
             for variant in (e.get("skin_variations") or {}).values():
-                if variant.get("has_img_google") and variant.get("image"):
-                    items.append((category, variant["image"]))
+                if variant.get("has_img_google") and variant.get(FILE_FIELD):
+                    items.append((category, variant[FILE_FIELD]))
     names = tuple(sorted(first, key=lambda c: (first[c], c)))
     index = {c: i for i, c in enumerate(names)}
     files = [root / IMAGE_DIR / image for _, image in items]
