@@ -5,14 +5,15 @@ Columns: ``image`` as the Hugging Face image struct ``{bytes: PNG, path: "KEY.pn
 index; conditional models only), ``index`` (uint64) and ``seed``. The schema carries the Hugging Face
 feature types (``huggingface`` metadata: ``image`` an Image, ``label`` a ClassLabel with the model's class
 names), so ``datasets`` decodes images to PIL and labels to named classes without being told; the
-``ganserve`` metadata holds the job. Row groups hold 100 rows, counted from the unit's first image (not
-per model call), so the bytes do not depend on ``--batch-size``. PNG bytes do not compress further: the
-file is written uncompressed.
+``ganserve`` metadata holds the job (less its shard count). Row groups hold 100 rows, counted from the
+unit's first image (not per model call), so the bytes do not depend on ``--batch-size``. PNG bytes do not
+compress further: the file is written uncompressed.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,7 +44,10 @@ def schema(ctx: UnitContext) -> pa.Schema:
     features["seed"] = {"_type": "Value", "dtype": "int64"}
     metadata = {
         "huggingface": json.dumps({"info": {"features": features}}, sort_keys=True),
-        "ganserve": ctx.job.to_json(),
+        # The job, less how it was split: M shards must write exactly one machine's bytes.
+        "ganserve": json.dumps(
+            {k: v for k, v in asdict(ctx.job).items() if k != "shard_count"}, sort_keys=True
+        ),
     }
     return pa.schema(fields, metadata=metadata)
 
