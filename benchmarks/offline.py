@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
@@ -82,6 +83,24 @@ def encode_cost(path: Path, seconds: float = 1.0) -> float:
     return (cpu_seconds() - start) / n
 
 
+def make_sprites(folder: Path, per_class: int = 64, seed: int = 0) -> None:
+    """The benchmark's training folder: ``circle/`` and ``square/``, ``per_class`` RGBA 64×64 PNGs each, one
+    random-coloured disc or square on a transparent background (train a 64×64×4 generator on it)."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    for cls in ("circle", "square"):
+        (folder / cls).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            image = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+            draw = ImageDraw.Draw(image)
+            colour = (*(int(v) for v in rng.integers(0, 255, 3)), 255)
+            x, y = (int(v) for v in rng.integers(16, 48, 2))
+            r = int(rng.integers(8, 16))
+            (draw.ellipse if cls == "circle" else draw.rectangle)([x - r, y - r, x + r, y + r], fill=colour)
+            image.save(folder / cls / f"{i:03d}.png")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -95,7 +114,16 @@ def main() -> int:
     parser.add_argument(
         "--tmp-dir", type=Path, default=None, help="where the jobs write (default: system temp)"
     )
+    parser.add_argument(
+        "--make-sprites",
+        type=Path,
+        default=None,
+        help="write the synthetic RGBA training folder here and exit",
+    )
     args = parser.parse_args()
+    if args.make_sprites:
+        make_sprites(args.make_sprites)
+        return 0
     ort.set_default_logger_severity(4)
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     unknown = [f for f in formats if f not in FORMATS]
