@@ -459,3 +459,26 @@ def test_the_kubernetes_job_works_with_any_format(fmt_models, tmp_path, fmt):
         assert json.loads((tmp_path / "pods" / f"manifest-{k:04d}-of-{completions:04d}.json").read_text())[
             "complete"
         ]
+
+
+def test_tar_headers_are_the_standard_librarys():
+    """The WebDataset writer builds ustar headers itself (fast, version-independent): they must be the
+    bytes tarfile writes for the same member, and the archive must read back with tarfile."""
+    import tarfile
+
+    from service.offline.formats.webdataset import ustar_member
+
+    for name, data in (("000000007.png", b"\x89PNG" * 300), ("123456789012.json", b"{}"), ("0.cls", b"")):
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime, info.mode, info.uid, info.gid, info.uname, info.gname = (
+            len(data),
+            0,
+            0o644,
+            0,
+            0,
+            "",
+            "",
+        )
+        member = ustar_member(name, data)
+        assert member[:512] == info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape")
+        assert len(member) % 512 == 0 and member[512 : 512 + len(data)] == data
