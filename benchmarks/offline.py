@@ -3,16 +3,18 @@
     python benchmarks/offline.py --models-dir models --count 20000 --batch-size 256
 
 For each model: *raw* is ``session.run`` on precomputed inputs, the best of an ORT session with one
-intra-op thread and one with all cores (no noise, no uint8, no files); *npz* and *png* are whole
-``python -m service generate`` jobs run in-process (run_job with the CLI's defaults) into a fresh folder,
-timed from the first unit to the final manifest (png includes starting its worker processes).
+intra-op thread and one with all cores (no noise, no uint8, no files); each format (``--formats``, default
+npz, webdataset, parquet, png) is a whole ``python -m service generate`` job run in-process (run_job with
+the CLI's defaults) into a fresh folder, timed from the first unit to the final manifest (png includes
+starting its worker processes).
 
-Two figures per run: images/s of wall time, and CPU time per image (user + system over all threads, plus
-the png worker processes' time on units, as run_job reports it). On a shared machine other load slows the
-wall clock far more than it changes what an image costs, so the ratios are taken on CPU time (offline/raw =
-raw CPU per image ÷ offline CPU per image); each figure is the best of ``--repeat`` interleaved rounds.
-*encode* is the CPU per image of Pillow's PNG encoding alone (service.imaging.encode_png on one model
-image): the floor png's cost can approach; the rest of png's cost is creating one file per image.
+Three figures per run: images/s of wall time, CPU time per image (user + system over all threads, plus the
+png worker processes' time on units, as run_job reports it), and bytes per image on disk. On a shared
+machine other load slows the wall clock far more than it changes what an image costs, so ratios are shown
+both ways: ``/raw img/s`` (offline images/s ÷ raw images/s) and ``/raw CPU`` (raw CPU per image ÷ offline
+CPU per image); each figure is the best of ``--repeat`` interleaved rounds. *encode* is the CPU per image of
+PNG encoding alone (service.imaging.encode_png on one model image): the floor the PNG formats' extra cost
+can approach.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
 from service.contract import image_indices, inputs_for  # noqa: E402
 from service.imaging import encode_png  # noqa: E402
-from service.offline import available_cores, default_options, make_job, run_job  # noqa: E402
+from service.offline import FORMATS, available_cores, default_options, make_job, run_job  # noqa: E402
 from service.registry import GeneratorModel  # noqa: E402
 
 
@@ -55,17 +58,19 @@ def raw_rate(path: Path, count: int, batch_size: int, threads: int) -> tuple[flo
     return n / (time.perf_counter() - start), (cpu_seconds() - cpu) / n
 
 
-def job_rate(path: Path, fmt: str, count: int, batch_size: int, tmp: Path) -> tuple[float, float]:
-    """(images/s, CPU s per image) of one whole offline job with the CLI's defaults, written under ``tmp``."""
+def job_rate(path: Path, fmt: str, count: int, batch_size: int, tmp: Path) -> tuple[float, float, float]:
+    """(images/s, CPU s per image, bytes per image) of one whole offline job with the CLI's defaults."""
     opts = default_options(fmt, batch_size, progress=False)
     model = GeneratorModel(path, intra_threads=opts.threads)
     job = make_job(model, seed=1, count=count, fmt=fmt)
     out = Path(tempfile.mkdtemp(prefix=f"offline-{fmt}-", dir=tmp))
     try:
         summary = run_job(model, job, out, 0, opts)
+        size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    return summary["generated"] / summary["seconds"], summary["cpu_seconds"] / summary["generated"]
+    n = summary["generated"]
+    return n / summary["seconds"], summary["cpu_seconds"] / n, size / n
 
 
 def encode_cost(path: Path, seconds: float = 1.0) -> float:
@@ -78,20 +83,53 @@ def encode_cost(path: Path, seconds: float = 1.0) -> float:
     return (cpu_seconds() - start) / n
 
 
+def make_sprites(folder: Path, per_class: int = 64, seed: int = 0) -> None:
+    """The benchmark's training folder: ``circle/`` and ``square/``, ``per_class`` RGBA 64×64 PNGs each, one
+    random-coloured disc or square on a transparent background (train a 64×64×4 generator on it)."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    for cls in ("circle", "square"):
+        (folder / cls).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            image = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+            draw = ImageDraw.Draw(image)
+            colour = (*(int(v) for v in rng.integers(0, 255, 3)), 255)
+            x, y = (int(v) for v in rng.integers(16, 48, 2))
+            r = int(rng.integers(8, 16))
+            (draw.ellipse if cls == "circle" else draw.rectangle)([x - r, y - r, x + r, y + r], fill=colour)
+            image.save(folder / cls / f"{i:03d}.png")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--model", action="append", help="model name (repeatable; default: every .onnx)")
+    parser.add_argument("--formats", default="npz,webdataset,parquet,png", help="comma-separated formats")
     parser.add_argument("--count", type=int, default=20000, help="images per measurement")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
         "--tmp-dir", type=Path, default=None, help="where the jobs write (default: system temp)"
     )
+    parser.add_argument(
+        "--make-sprites",
+        type=Path,
+        default=None,
+        help="write the synthetic RGBA training folder here and exit",
+    )
     args = parser.parse_args()
+    if args.make_sprites:
+        make_sprites(args.make_sprites)
+        return 0
     ort.set_default_logger_severity(4)
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        print(f"error: --formats: unknown {unknown} (known: {', '.join(FORMATS)})", file=sys.stderr)
+        return 2
     paths = sorted(args.models_dir.glob("*.onnx"))
     if args.model:
         paths = [p for p in paths if p.stem in args.model]
@@ -99,34 +137,43 @@ def main() -> int:
         print(f"error: no models to measure in {args.models_dir}", file=sys.stderr)
         return 2
     cores = available_cores()
-    print(f"{cores} cores, batch {args.batch_size}, {args.count} images, best of {args.repeat} rounds")
+    print(
+        f"{cores} cores, batch {args.batch_size}, {args.count} images, best of {args.repeat} rounds, "
+        f"writing to {args.tmp_dir or tempfile.gettempdir()}"
+    )
     header = (
-        "model", "shape", "raw img/s", "npz img/s", "png img/s",
-        "raw µs CPU/img", "npz µs CPU/img", "png µs CPU/img", "encode µs CPU/img", "npz/raw", "png/raw",
+        "model", "shape", "writer", "img/s", "µs CPU/img", "bytes/img", "/raw img/s", "/raw CPU",
+        "encode µs CPU",
     )  # fmt: skip
     rows = [header]
     for path in paths:
-        rate = {"raw": 0.0, "npz": 0.0, "png": 0.0}
-        cost = {"raw": float("inf"), "npz": float("inf"), "png": float("inf")}
+        names = ["raw", *formats]
+        rate = dict.fromkeys(names, 0.0)
+        cost = dict.fromkeys(names, float("inf"))
+        size = dict.fromkeys(names, 0.0)
         for _ in range(args.repeat):
-            runs = {f"raw{t}": raw_rate(path, args.count, args.batch_size, t) for t in sorted({1, cores})}
-            for fmt in ("npz", "png"):
-                runs[fmt] = job_rate(path, fmt, args.count, args.batch_size, args.tmp_dir)
-            for name, (r, c) in runs.items():
-                key = name[:3]
-                rate[key], cost[key] = max(rate[key], r), min(cost[key], c)
+            for t in sorted({1, cores}):
+                r, c = raw_rate(path, args.count, args.batch_size, t)
+                rate["raw"], cost["raw"] = max(rate["raw"], r), min(cost["raw"], c)
+            for fmt in formats:
+                r, c, b = job_rate(path, fmt, args.count, args.batch_size, args.tmp_dir)
+                rate[fmt], cost[fmt], size[fmt] = max(rate[fmt], r), min(cost[fmt], c), b
         shape = "×".join(str(d) for d in GeneratorModel(path, intra_threads=1).info.image_shape)
-        rows.append(
-            (
-                path.stem,
-                shape,
-                *(f"{rate[k]:.0f}" for k in ("raw", "npz", "png")),
-                *(f"{cost[k] * 1e6:.0f}" for k in ("raw", "npz", "png")),
-                f"{encode_cost(path) * 1e6:.0f}",
-                f"{cost['raw'] / cost['npz']:.2f}",
-                f"{cost['raw'] / cost['png']:.2f}",
+        encode = f"{encode_cost(path) * 1e6:.0f}"
+        for name in names:
+            rows.append(
+                (
+                    path.stem,
+                    shape,
+                    name,
+                    f"{rate[name]:.0f}",
+                    f"{cost[name] * 1e6:.0f}",
+                    f"{size[name]:.0f}" if name != "raw" else "",
+                    f"{rate[name] / rate['raw']:.2f}",
+                    f"{cost['raw'] / cost[name]:.2f}",
+                    encode,
+                )
             )
-        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for i, row in enumerate(rows):
         print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")

@@ -22,9 +22,17 @@ def _add_generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label", default=None, help="class index, class name or a JSON one-hot list")
     p.add_argument("--start", type=int, default=0, help="index of the first image (default 0)")
     p.add_argument("--out", type=Path, required=True, help="output folder (rerun the same command to resume)")
-    p.add_argument("--format", choices=("png", "npz"), default="npz")
     p.add_argument(
-        "--shard-size", type=int, default=None, help="images per npz shard (4096) or per png folder (1000)"
+        "--format",
+        choices=("npz", "webdataset", "parquet", "png"),
+        default="npz",
+        help="npz shards, WebDataset tar shards, Parquet files (Hugging Face image columns), or png folders",
+    )
+    p.add_argument(
+        "--shard-size",
+        type=int,
+        default=None,
+        help="images per unit: npz, webdataset, parquet file (4096) or png folder (1000)",
     )
     p.add_argument(
         "--shard-index",
@@ -36,7 +44,7 @@ def _add_generate_args(p: argparse.ArgumentParser) -> None:
     r = p.add_argument_group("speed (does not change the files written)")
     r.add_argument("--batch-size", type=int, default=256, help="images per model call")
     r.add_argument(
-        "--workers", type=int, default=None, help="processes (default: 1 for npz, one per core for png)"
+        "--workers", type=int, default=None, help="processes (default: one per core for png, else 1)"
     )
     r.add_argument(
         "--streams",
@@ -54,6 +62,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     import onnxruntime as ort
 
     from service.offline import (
+        DiskFullError,
         OfflineError,
         default_options,
         find_model,
@@ -86,6 +95,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     except (OfflineError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except DiskFullError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"interrupted: rerun the same command to resume the job in {args.out}", file=sys.stderr)
         return 130
@@ -99,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser(
         "generate",
-        help="write images of one model to a folder (npz shards or png files), resumable",
+        help="write images of one model to a folder (npz, WebDataset, Parquet or png), resumable",
         description="Generate images offline: image i is pixel-identical to image i of POST /generate.",
     )
     _add_generate_args(gen)

@@ -155,6 +155,19 @@ class GeneratorModel:
             self.generate(0, np.arange(n, dtype=np.uint64), None)
 
 
+def model_paths(folder: str | Path) -> dict[str, Path]:
+    """The models of ``folder`` by name: each visible ``*.onnx`` file, named by its stem, in name order.
+
+    The one lookup of the service and the offline CLI, so both see the same models under the same names
+    (a name never reaches the filesystem: it is looked up among the folder's files).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelLoadError(f"models folder {folder} does not exist or is not a folder")
+    paths = sorted(p for p in folder.iterdir() if p.suffix == ".onnx" and not p.name.startswith("."))
+    return {p.stem: p for p in paths}
+
+
 def check_models(folder: str | Path) -> list[ModelInfo]:
     """Validate every model of ``folder`` on the CPU without keeping it (fails fast before workers start)."""
     return [m.info for m in load_models(folder, ["CPUExecutionProvider"], intra_threads=1).values()]
@@ -164,14 +177,11 @@ def load_models(
     folder: str | Path, providers: list[str] | None = None, intra_threads: int | None = None
 ) -> dict[str, GeneratorModel]:
     """Every ``*.onnx`` in ``folder``, loaded and validated; raises ModelLoadError on the first bad one."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ModelLoadError(f"models folder {folder} does not exist or is not a folder")
-    paths = sorted(p for p in folder.iterdir() if p.suffix == ".onnx" and not p.name.startswith("."))
+    paths = model_paths(folder)
     if not paths:
         raise ModelLoadError(f"models folder {folder} holds no .onnx files")
     models = {}
-    for path in paths:
+    for path in paths.values():
         model = GeneratorModel(path, providers, intra_threads)
         log.info("loaded %s from %s on %s", model.info.name, path, model.provider)
         models[model.info.name] = model
