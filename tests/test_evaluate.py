@@ -39,30 +39,30 @@ def evaluator(real, cache):
     return get_evaluator(real, FAST, cache)
 
 
-def constant_generator(path, image: np.ndarray, latent_dim: int = 8) -> None:
-    """A "generator" of the ONNX contract that ignores z and always draws ``image`` (float [1, H, W])."""
-    _, h, w = image.shape
+def constant_generator(path, image: np.ndarray, latent_dim: int = 8, dataset: str = "digits") -> None:
+    """A "generator" of the ONNX contract that ignores z and always draws ``image`` (float [C, H, W])."""
+    c, h, w = image.shape
     nodes = [
         helper.make_node("MatMul", ["z", "W"], ["zw"]),  # W is zero: z has no effect
         helper.make_node("Add", ["zw", "B"], ["flat"]),
         helper.make_node("Reshape", ["flat", "shape"], ["image"]),
     ]
     inits = [
-        helper.make_tensor("W", TensorProto.FLOAT, [latent_dim, h * w], np.zeros(latent_dim * h * w)),
-        helper.make_tensor("B", TensorProto.FLOAT, [h * w], image.reshape(-1)),
-        helper.make_tensor("shape", TensorProto.INT64, [4], [-1, 1, h, w]),
+        helper.make_tensor("W", TensorProto.FLOAT, [latent_dim, c * h * w], np.zeros(latent_dim * c * h * w)),
+        helper.make_tensor("B", TensorProto.FLOAT, [c * h * w], image.reshape(-1)),
+        helper.make_tensor("shape", TensorProto.INT64, [4], [-1, c, h, w]),
     ]
     graph = helper.make_graph(
         nodes,
         "constant",
         [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", latent_dim])],
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, h, w])],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", c, h, w])],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
     meta = {
         "recipe": "dcgan", "objective": "bce", "conditional": "false", "latent_dim": str(latent_dim),
-        "num_classes": "0", "class_names": "[]", "image_shape": json.dumps([1, h, w]), "dataset": "digits",
+        "num_classes": "0", "class_names": "[]", "image_shape": json.dumps([c, h, w]), "dataset": dataset,
         "steps": "0", "seed": "0", "training_seconds": "0", "version": "test",
     }  # fmt: skip
     helper.set_model_props(model, meta)
