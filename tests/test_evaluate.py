@@ -147,6 +147,14 @@ def test_collapsed_generator_scores_badly(tmp_path, real, evaluator, cache):
     assert q.diversity_ratio < 0.01
     assert q.frechet_ratio > 5
     assert not any(t["ok"] for t in q.targets)
+    # The label-free figures see the same collapse, beside real data that does not show it.
+    lf = q.label_free
+    assert lf.feature_space == "evaluator" and lf.compared_size == 300
+    assert lf.samples.duplicates == 1.0 and lf.real.duplicates < 0.1
+    assert lf.samples.recall < 0.05 < 0.8 < lf.real.recall
+    assert lf.samples.coverage < 0.05 < 0.8 < lf.real.coverage
+    assert lf.samples.ndb_k > 0.5 > 0.15 > lf.real.ndb_k
+    assert {t["name"] for t in lf.targets if not t["ok"]} >= {"ndb_k", "recall", "coverage", "duplicates"}
 
 
 def test_shuffled_pixels_look_unlike_digits(real, evaluator):
@@ -166,6 +174,7 @@ def test_cli_evaluates_exported_models(exported, recipe, tmp_path, cache, evalua
         "--evaluator-epochs", str(FAST.epochs), "--json", str(out), "--card",
     )  # fmt: skip
     assert "Frechet distance" in proc.stdout and "real vs real" in proc.stdout
+    assert "NDB/K" in proc.stdout and "copies of training images" in proc.stdout
     q = json.loads(out.read_text())
     keys = {"class_histogram", "classes_at_5pct", "kl_to_real", "frechet_distance", "frechet_real_vs_real",
             "frechet_ratio", "diversity_per_class", "diversity_ratio", "evaluator_accuracy",
@@ -180,7 +189,14 @@ def test_cli_evaluates_exported_models(exported, recipe, tmp_path, cache, evalua
     card = json.loads(model.with_suffix(".json").read_text())
     assert card["quality"] == q and card["recipe"] == recipe and card["steps"] == 2
     assert model.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "Fréchet" in model.with_suffix(".md").read_text()
+    md = model.with_suffix(".md").read_text()
+    assert "Fréchet" in md and "Label-free figures" in md and "| recall (k = 3) |" in md
+    lf = q["label_free"]
+    assert set(lf["samples"]) == set(lf["real"]) >= {"ndb_k", "js", "precision", "recall", "density",
+                                                      "coverage", "duplicates", "copies"}  # fmt: skip
+    from scripts.results_table import label_free_row
+
+    assert label_free_row(card).startswith(f"| `{model.stem}` | evaluator | ")
 
 
 def test_cli_rejects_bad_input(tmp_path, cache):

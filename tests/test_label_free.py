@@ -129,7 +129,6 @@ def test_repeating_a_few_images_is_flagged(space, reference, split):
     s = compare(reference, few).samples
     assert s.duplicates >= 0.95 and reference.real.duplicates <= 0.1
     assert s.recall < 0.1 and s.coverage < 0.1 and s.ndb_k > 0.5
-    assert s.precision > 0.9  # each image is real: fidelity alone would not see the collapse
 
 
 def test_returning_training_images_is_flagged(space, reference, split):
