@@ -39,7 +39,10 @@ def label_free_row(card: dict) -> str:
     lf = card["quality"].get("label_free")
     if not lf:
         return f"| `{card['name']}` | " + " | ".join("–" for _ in LABEL_FREE) + " |"
-    cells = [f"{lf['samples'][k]:.2f} ({lf['real'][k]:.2f})" for k in LABEL_FREE]
+    digits = {"js": 3}  # the JS divergence of close histograms is a few hundredths
+    cells = [
+        f"{lf['samples'][k]:.{digits.get(k, 2)}f} ({lf['real'][k]:.{digits.get(k, 2)}f})" for k in LABEL_FREE
+    ]
     missed = [t["name"] for t in lf.get("targets", []) if not t["ok"]]
     return (
         f"| `{card['name']}` | {lf['feature_space']} | "
