@@ -152,7 +152,7 @@ def test_collapsed_generator_scores_badly(tmp_path, real, evaluator, cache):
     assert lf.feature_space == "evaluator" and lf.compared_size == 300
     assert lf.samples.duplicates == 1.0 and lf.real.duplicates < 0.1
     assert lf.samples.recall < 0.05 < 0.8 < lf.real.recall
-    assert lf.samples.coverage < 0.05 < 0.8 < lf.real.coverage
+    assert lf.samples.coverage < 0.05 < 0.6 < lf.real.coverage  # 300 samples cover less than 898 would
     assert lf.samples.ndb_k > 0.5 > 0.15 > lf.real.ndb_k
     assert {t["name"] for t in lf.targets if not t["ok"]} >= {"ndb_k", "recall", "coverage", "duplicates"}
 
