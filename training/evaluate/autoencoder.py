@@ -2,9 +2,10 @@
 
 For a data set without classes there is no classifier to borrow features from, and Inception weights cannot be
 downloaded here. An autoencoder needs nothing but the images (so it works on any folder, any channel count),
-trains in a minute on the CPU, and its code must keep what tells images apart to reconstruct them — which is
-what the k-NN and bin figures measure. Pixels themselves would do for centred sprites but weigh every pixel
-alike (a one-pixel shift looks like a new image); the code is 128 numbers whatever the image size.
+trains in minutes on one CPU thread (then cached), and its code must keep what tells images apart to
+reconstruct them — which is what the k-NN and bin figures measure. Pixels themselves would do for centred
+sprites but weigh every pixel alike (a one-pixel shift looks like a new image); the code is 128 numbers
+whatever the image size.
 
 RGBA images are encoded with premultiplied alpha: the colour of a transparent pixel is invisible, so two
 sprites that differ only there must not look different to the metrics.
