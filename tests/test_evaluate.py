@@ -206,6 +206,8 @@ def test_cli_rejects_bad_input(tmp_path, cache):
     assert proc.returncode == 2 and "missing.onnx" in proc.stderr
     proc = run_cli("training", "evaluate", str(tmp_path / "x.onnx"), "--samples", "10", check=False)
     assert proc.returncode == 2 and "--samples" in proc.stderr
+    proc = run_cli("training", "evaluate", str(tmp_path / "x.onnx"), "--autoencoder-steps", "0", check=False)
+    assert proc.returncode == 2 and "--autoencoder-steps" in proc.stderr
 
 
 def test_truncation_sweep_agrees_with_truncated_exports_and_evaluate(exported, cache, tmp_path):
