@@ -1,6 +1,9 @@
 """Print the README's results table (markdown) from model cards.
 
 Usage: ``python scripts/results_table.py models/*.json``
+
+Two tables: the class figures (issue 6), then the label-free figures (issue 17), each as "samples (held-out
+real)".
 """
 
 from __future__ import annotations
@@ -8,6 +11,8 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+
+LABEL_FREE = ("ndb_k", "js", "precision", "recall", "density", "coverage", "duplicates", "copies")
 
 
 def row(card: dict) -> str:
@@ -29,6 +34,23 @@ def row(card: dict) -> str:
     )
 
 
+def label_free_row(card: dict) -> str:
+    """The card's label-free figures: each as samples (held-out real)."""
+    lf = card["quality"].get("label_free")
+    if not lf:
+        return f"| `{card['name']}` | " + " | ".join("–" for _ in LABEL_FREE) + " |"
+    digits = {"js": 3}  # the JS divergence of close histograms is a few hundredths
+    cells = [
+        f"{lf['samples'][k]:.{digits.get(k, 2)}f} ({lf['real'][k]:.{digits.get(k, 2)}f})" for k in LABEL_FREE
+    ]
+    missed = [t["name"] for t in lf.get("targets", []) if not t["ok"]]
+    return (
+        f"| `{card['name']}` | {lf['feature_space']} | "
+        + " | ".join(cells)
+        + f" | {', '.join(missed) or 'all met'} |"
+    )
+
+
 def main(paths: list[str]) -> int:
     if not paths:
         print("usage: python scripts/results_table.py models/*.json", file=sys.stderr)
@@ -38,9 +60,17 @@ def main(paths: list[str]) -> int:
         "Fréchet (real vs real) | ratio | diversity | targets |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for path in paths:
-        card = json.loads(Path(path).read_text())
+    cards = [json.loads(Path(path).read_text()) for path in paths]
+    for card in cards:
         print(row(card))
+    print()
+    print(
+        "| model | features | NDB/K | JS | precision | recall | density | coverage | near-duplicates "
+        "| copies | issue-17 targets missed |"
+    )
+    print("|---|---|" + "---|" * len(LABEL_FREE) + "---|")
+    for card in cards:
+        print(label_free_row(card))
     return 0
 
 

@@ -39,30 +39,30 @@ def evaluator(real, cache):
     return get_evaluator(real, FAST, cache)
 
 
-def constant_generator(path, image: np.ndarray, latent_dim: int = 8) -> None:
-    """A "generator" of the ONNX contract that ignores z and always draws ``image`` (float [1, H, W])."""
-    _, h, w = image.shape
+def constant_generator(path, image: np.ndarray, latent_dim: int = 8, dataset: str = "digits") -> None:
+    """A "generator" of the ONNX contract that ignores z and always draws ``image`` (float [C, H, W])."""
+    c, h, w = image.shape
     nodes = [
         helper.make_node("MatMul", ["z", "W"], ["zw"]),  # W is zero: z has no effect
         helper.make_node("Add", ["zw", "B"], ["flat"]),
         helper.make_node("Reshape", ["flat", "shape"], ["image"]),
     ]
     inits = [
-        helper.make_tensor("W", TensorProto.FLOAT, [latent_dim, h * w], np.zeros(latent_dim * h * w)),
-        helper.make_tensor("B", TensorProto.FLOAT, [h * w], image.reshape(-1)),
-        helper.make_tensor("shape", TensorProto.INT64, [4], [-1, 1, h, w]),
+        helper.make_tensor("W", TensorProto.FLOAT, [latent_dim, c * h * w], np.zeros(latent_dim * c * h * w)),
+        helper.make_tensor("B", TensorProto.FLOAT, [c * h * w], image.reshape(-1)),
+        helper.make_tensor("shape", TensorProto.INT64, [4], [-1, c, h, w]),
     ]
     graph = helper.make_graph(
         nodes,
         "constant",
         [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", latent_dim])],
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, h, w])],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", c, h, w])],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
     meta = {
         "recipe": "dcgan", "objective": "bce", "conditional": "false", "latent_dim": str(latent_dim),
-        "num_classes": "0", "class_names": "[]", "image_shape": json.dumps([1, h, w]), "dataset": "digits",
+        "num_classes": "0", "class_names": "[]", "image_shape": json.dumps([c, h, w]), "dataset": dataset,
         "steps": "0", "seed": "0", "training_seconds": "0", "version": "test",
     }  # fmt: skip
     helper.set_model_props(model, meta)
@@ -147,6 +147,14 @@ def test_collapsed_generator_scores_badly(tmp_path, real, evaluator, cache):
     assert q.diversity_ratio < 0.01
     assert q.frechet_ratio > 5
     assert not any(t["ok"] for t in q.targets)
+    # The label-free figures see the same collapse, beside real data that does not show it.
+    lf = q.label_free
+    assert lf.feature_space == "evaluator" and lf.compared_size == 300
+    assert lf.samples.duplicates == 1.0 and lf.real.duplicates < 0.1
+    assert lf.samples.recall < 0.05 < 0.8 < lf.real.recall
+    assert lf.samples.coverage < 0.05 < 0.6 < lf.real.coverage  # 300 samples cover less than 898 would
+    assert lf.samples.ndb_k > 0.5 > 0.15 > lf.real.ndb_k
+    assert {t["name"] for t in lf.targets if not t["ok"]} >= {"ndb_k", "recall", "coverage", "duplicates"}
 
 
 def test_shuffled_pixels_look_unlike_digits(real, evaluator):
@@ -166,6 +174,7 @@ def test_cli_evaluates_exported_models(exported, recipe, tmp_path, cache, evalua
         "--evaluator-epochs", str(FAST.epochs), "--json", str(out), "--card",
     )  # fmt: skip
     assert "Frechet distance" in proc.stdout and "real vs real" in proc.stdout
+    assert "NDB/K" in proc.stdout and "copies of training images" in proc.stdout
     q = json.loads(out.read_text())
     keys = {"class_histogram", "classes_at_5pct", "kl_to_real", "frechet_distance", "frechet_real_vs_real",
             "frechet_ratio", "diversity_per_class", "diversity_ratio", "evaluator_accuracy",
@@ -180,7 +189,14 @@ def test_cli_evaluates_exported_models(exported, recipe, tmp_path, cache, evalua
     card = json.loads(model.with_suffix(".json").read_text())
     assert card["quality"] == q and card["recipe"] == recipe and card["steps"] == 2
     assert model.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "Fréchet" in model.with_suffix(".md").read_text()
+    md = model.with_suffix(".md").read_text()
+    assert "Fréchet" in md and "Label-free figures" in md and "| recall (k = 3) |" in md
+    lf = q["label_free"]
+    assert set(lf["samples"]) == set(lf["real"]) >= {"ndb_k", "js", "precision", "recall", "density",
+                                                      "coverage", "duplicates", "copies"}  # fmt: skip
+    from scripts.results_table import label_free_row
+
+    assert label_free_row(card).startswith(f"| `{model.stem}` | evaluator | ")
 
 
 def test_cli_rejects_bad_input(tmp_path, cache):
@@ -190,6 +206,8 @@ def test_cli_rejects_bad_input(tmp_path, cache):
     assert proc.returncode == 2 and "missing.onnx" in proc.stderr
     proc = run_cli("training", "evaluate", str(tmp_path / "x.onnx"), "--samples", "10", check=False)
     assert proc.returncode == 2 and "--samples" in proc.stderr
+    proc = run_cli("training", "evaluate", str(tmp_path / "x.onnx"), "--autoencoder-steps", "0", check=False)
+    assert proc.returncode == 2 and "--autoencoder-steps" in proc.stderr
 
 
 def test_truncation_sweep_agrees_with_truncated_exports_and_evaluate(exported, cache, tmp_path):

@@ -95,18 +95,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import torch
 
     from training.data import DatasetError
-    from training.evaluate import EvaluatorSettings, evaluate_model, format_table
+    from training.evaluate import AutoencoderSettings, EvaluatorSettings, evaluate_model, format_table
     from training.onnx_generator import GeneratorFileError
 
     torch.set_num_threads(args.threads)
     if args.samples < 100:
         print(f"error: --samples must be at least 100, got {args.samples}", file=sys.stderr)
         return 2
+    if args.autoencoder_steps is not None and args.autoencoder_steps < 1:
+        print(f"error: --autoencoder-steps must be at least 1, got {args.autoencoder_steps}", file=sys.stderr)
+        return 2
     settings = EvaluatorSettings(epochs=args.evaluator_epochs)
+    ae_settings = AutoencoderSettings()
+    if args.autoencoder_steps is not None:
+        ae_settings = AutoencoderSettings(steps=args.autoencoder_steps)
     try:
         quality, model = evaluate_model(
-            args.model, args.dataset, args.samples, args.seed, args.data_dir, args.cache_dir, settings
-        )
+            args.model, args.dataset, args.samples, args.seed, args.data_dir, args.cache_dir, settings,
+            ae_settings,
+        )  # fmt: skip
     except (GeneratorFileError, DatasetError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -145,6 +152,13 @@ def main(argv: list[str] | None = None) -> int:
         "--cache-dir", type=Path, default=None, help="evaluator cache (default ~/.cache/ganserve/evaluators)"
     )
     v.add_argument("--evaluator-epochs", type=int, default=20, help="training epochs of the evaluator CNN")
+    v.add_argument(
+        "--autoencoder-steps",
+        type=int,
+        default=None,
+        help="training steps of the autoencoder, the label-free feature space of data sets without classes "
+        "(default 1500)",
+    )
     v.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     v.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     v.add_argument(

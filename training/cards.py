@@ -16,7 +16,7 @@ import numpy as np
 from service.contract import one_hot
 from service.imaging import encode_png, tile
 from training.config import TrainConfig, preset
-from training.evaluate import Quality
+from training.evaluate import LabelFree, Quality
 
 # Config fields that change nothing about the model (logging, threads, paths) or are filled from the data.
 _NOT_SETTINGS = {
@@ -158,8 +158,13 @@ def card_markdown(card: dict[str, Any], q: Quality) -> str:
         "## Quality",
         "",
         f"Measured by `python -m training evaluate models/{card['name']}.onnx` on {q.samples} samples of "
-        f"seed {q.seed}, with the project's evaluator CNN (held-out accuracy {q.evaluator_accuracy:.4f} on "
-        f"real `{q.dataset}`).",
+        f"seed {q.seed}, "
+        + (
+            f"with the project's evaluator CNN (held-out accuracy {q.evaluator_accuracy:.4f} on real "
+            f"`{q.dataset}`)."
+            if q.evaluator_accuracy is not None
+            else f"against real `{q.dataset}` (no classes: no evaluator)."
+        ),
         "",
         "| figure | value |",
         "|---|---|",
@@ -182,8 +187,49 @@ def card_markdown(card: dict[str, Any], q: Quality) -> str:
     if q.label_accuracy_per_class is not None:
         lines.append("| label acc | " + " | ".join(f"{a:.3f}" for a in q.label_accuracy_per_class) + " |")
     lines += ["", "Targets (issue 6):", ""]
-    for t in q.targets:
-        lines.append(
-            f"- {t['name']} = {t['value']} (target {t['limit']}): {'met' if t['ok'] else '**missed**'}"
-        )
+    lines += _target_lines(q.targets)
+    if q.label_free is not None:
+        lines += label_free_markdown(q.label_free)
     return "\n".join(lines) + "\n"
+
+
+def _target_lines(targets: list[dict[str, Any]]) -> list[str]:
+    return [
+        f"- {t['name']} = {t['value']} (target {t['limit']}): {'met' if t['ok'] else '**missed**'}"
+        for t in targets
+    ]
+
+
+_LABEL_FREE_ROWS = {
+    "ndb_k": "NDB/K: share of K-means bins whose share differs (z-test, α = 0.05)",
+    "js": "JS divergence of the bin histograms",
+    "precision": "precision (k = 3)",
+    "recall": "recall (k = 3)",
+    "density": "density (k = 5)",
+    "coverage": "coverage (k = 5)",
+    "duplicates": "near-duplicates among the images",
+    "copies": "copies of training images",
+}
+
+
+def label_free_markdown(lf: LabelFree) -> list[str]:
+    """The card's label-free section: samples beside held-out real images."""
+    lines = [
+        "",
+        "### Label-free figures (mode collapse)",
+        "",
+        f"In the {lf.feature_space}'s feature space: {lf.compared_size} samples and {lf.compared_size} "
+        f"held-out real images, each against the other {lf.reference_size} real images (K = {lf.bins} bins). "
+        "The real column is what a perfect generator would score.",
+        "",
+        "| figure | samples | held-out real |",
+        "|---|---|---|",
+    ]
+    for key, label in _LABEL_FREE_ROWS.items():
+        lines.append(f"| {label} | {getattr(lf.samples, key):.4f} | {getattr(lf.real, key):.4f} |")
+    lines += [
+        "",
+        "Label-free targets (issue 17, set for models of unlabeled sprites; shown for every model):",
+        "",
+    ]
+    return lines + _target_lines(lf.targets)
