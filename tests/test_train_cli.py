@@ -267,13 +267,13 @@ def test_a_new_config_field_becomes_a_flag_without_code(monkeypatch):
 
     @dataclasses.dataclass(frozen=True)
     class Extended(TrainConfig):
-        mirror: bool = dataclasses.field(default=False, metadata={"help": "flip real images"})
+        flip_vertical: bool = dataclasses.field(default=False, metadata={"help": "flip real images"})
         policy: typing.Literal["none", "color"] = dataclasses.field(default="none", metadata={"help": "p"})
         layers: tuple[int, ...] = dataclasses.field(default=(), metadata={"help": "l"})
 
     monkeypatch.setattr(training.flags, "TrainConfig", Extended)
-    args = parse("--mirror", "--policy", "color", "--layers", "1", "2")
+    args = parse("--flip-vertical", "--policy", "color", "--layers", "1", "2")
     given = {fl.flag: v for fl, v in training.flags.given_flags(args).items()}
-    assert given == {"--mirror": True, "--policy": "color", "--layers": (1, 2)}
+    assert given == {"--flip-vertical": True, "--policy": "color", "--layers": (1, 2)}
     with pytest.raises(SystemExit):
         parse("--policy", "shape")

@@ -374,7 +374,7 @@ def test_folder_rgba_train_and_export(rgba_folder, tmp_path):
         (
             lambda p: (p / "empty").mkdir(),
             lambda p: ["--dataset", f"folder:{p}/empty"],
-            "no class sub-folders",
+            "holds no images",  # a plain folder is an unlabeled set now; an empty one has nothing to train on
         ),
         (
             lambda p: (

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+IMAGE_COLUMN = "image"  # Hugging Face's image column (not the ONNX tensor name)
 ROW_GROUP = 100  # rows per row group: ≈ 1 MB of 64×64×4 PNGs, a reader's unit of random access
 
 
@@ -33,8 +34,8 @@ def schema(ctx: UnitContext) -> pa.Schema:
     import pyarrow as pa  # imported when a parquet job runs: the other formats never load it
 
     info = ctx.model.info
-    fields = [pa.field("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())]))]
-    features: dict = {"image": {"_type": "Image"}}
+    fields = [pa.field(IMAGE_COLUMN, pa.struct([("bytes", pa.binary()), ("path", pa.string())]))]
+    features: dict = {IMAGE_COLUMN: {"_type": "Image"}}
     if info.conditional:
         fields.append(pa.field("label", pa.int64()))
         names = list(info.class_names) or [str(k) for k in range(info.num_classes)]
@@ -63,7 +64,7 @@ class ParquetFormat(FileFormat):
         idx, images, classes = batch
         indices = idx.tolist()
         return {
-            "image": [
+            IMAGE_COLUMN: [
                 {"bytes": encode_png(images[k]), "path": f"{sample_key(i)}.png"}
                 for k, i in enumerate(indices)
             ],
@@ -77,7 +78,7 @@ class ParquetFormat(FileFormat):
 
         file_schema = schema(ctx)
         conditional = ctx.model.info.conditional
-        pending: dict[str, list] = {"image": [], "label": [], "index": []}
+        pending: dict[str, list] = {IMAGE_COLUMN: [], "label": [], "index": []}
 
         def flush(writer: pq.ParquetWriter, rows: int) -> None:
             columns = {k: v[:rows] for k, v in pending.items() if k != "label" or conditional}
