@@ -208,9 +208,25 @@ def test_the_test_server_keeps_idle_connections_past_the_client_expiry(server):
 
     url = urlparse(server.url)
     request = f"GET /livez HTTP/1.1\r\nHost: {url.hostname}\r\n\r\n".encode()
+
+    def response(sock: socket.socket) -> bytes:
+        """One whole response (headers, then Content-Length bytes): a recv may return only part of it."""
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:  # the server closed the connection
+                return data
+            data += chunk
+        head, body = data.split(b"\r\n\r\n", 1)
+        lines = head.split(b"\r\n")
+        length = next(int(ln.split(b":", 1)[1]) for ln in lines if ln.lower().startswith(b"content-length:"))
+        while len(body) < length:
+            body += sock.recv(4096)
+        return head
+
     with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
         sock.sendall(request)
-        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        assert response(sock).startswith(b"HTTP/1.1 200")
         time.sleep(6.5)
         sock.sendall(request)
-        assert sock.recv(4096).startswith(b"HTTP/1.1 200")  # a closed connection would read b""
+        assert response(sock).startswith(b"HTTP/1.1 200")  # a closed connection would read b""
