@@ -23,11 +23,9 @@ from service.contract import (
     CONTRACT_VERSION,
     IMAGE,
     MetadataError,
-    ModelMetadata,
-    TensorSpec,
     feeds,
     generate,
-    signature_problems,
+    session_metadata,
 )
 
 log = logging.getLogger("ganserve.registry")
@@ -118,19 +116,10 @@ class GeneratorModel:
 
     def _validate(self, name: str, sha256: str) -> ModelInfo:
         try:
-            meta = ModelMetadata.from_props(self.session.get_modelmeta().custom_metadata_map)
+            meta = session_metadata(self.session)
         except MetadataError as exc:
             raise ModelLoadError(f"{self.path}: {exc}") from exc
         self.meta = meta
-        problems = signature_problems(
-            {i.name: TensorSpec(i.type, i.shape) for i in self.session.get_inputs()},
-            {o.name: TensorSpec(o.type, o.shape) for o in self.session.get_outputs()},
-            meta.latent_dim,
-            meta.num_classes,
-            meta.image_shape,
-        )
-        if problems:
-            raise ModelLoadError(f"{self.path}: {problems[0]}")
         quality_file = self.path.with_suffix(".json")
         quality = {}
         if quality_file.exists():

@@ -18,10 +18,9 @@ from service.contract import (
     IMAGE,
     MetadataError,
     ModelMetadata,
-    TensorSpec,
     feeds,
     generate,
-    signature_problems,
+    session_metadata,
 )
 
 
@@ -51,18 +50,9 @@ class OnnxGenerator:
                 f"{self.path}: not a loadable ONNX model ({str(exc).strip()[:300]})"
             ) from exc
         try:
-            meta = ModelMetadata.from_props(self.session.get_modelmeta().custom_metadata_map)
+            meta = session_metadata(self.session)
         except MetadataError as exc:
             raise GeneratorFileError(f"{self.path}: {exc}") from exc
-        problems = signature_problems(
-            {i.name: TensorSpec(i.type, i.shape) for i in self.session.get_inputs()},
-            {o.name: TensorSpec(o.type, o.shape) for o in self.session.get_outputs()},
-            meta.latent_dim,
-            meta.num_classes,
-            meta.image_shape,
-        )
-        if problems:
-            raise GeneratorFileError(f"{self.path}: {problems[0]}")
         self.info = GeneratorInfo(
             **meta.model_dump(), name=self.path.stem, sha256=hashlib.sha256(data).hexdigest()
         )

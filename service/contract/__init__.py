@@ -18,6 +18,7 @@ from service.contract.inputs import LabelError, generate, inputs_for, one_hot, r
 from service.contract.metadata import MetadataError, ModelMetadata
 from service.contract.noise import MAX_SEED, drawn_labels, image_indices, latent
 from service.contract.pixels import to_uint8
+from service.contract.session import session_metadata
 from service.contract.tensors import (
     IMAGE,
     LABEL,
@@ -52,6 +53,7 @@ __all__ = [
     "latent",
     "one_hot",
     "resolve_label",
+    "session_metadata",
     "signature_problems",
     "to_uint8",
 ]
