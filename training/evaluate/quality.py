@@ -163,7 +163,7 @@ def measure(
         ]
     q.targets = check_targets(q, conditional=labels is not None and classes)
     q.label_free = compare(reals.reference, feats)
-    q.label_free.targets = check_label_free_targets(q.label_free)
+    q.label_free.targets = check_label_free_targets(q.label_free, real.name)
     return q
 
 
