@@ -7,6 +7,10 @@ Prints one row per evaluation (generator step, training CPU-seconds, the issue-6
 rows to OUT/curve.jsonl. CPU time counts training only, not the evaluations, so the rows say what a run of
 that many steps costs (``python -m training train --steps N`` gives the same weights: nothing in training
 depends on the total length).
+
+To measure a run that is trained anyway, ``python -m training train ... --keep-every N`` and then
+``python -m training curve RUN`` give the same rows without a special training loop (and the label-free
+figures); this benchmark shares its sampling (``training.evaluate.sample_trainer``) and figures (``measure``).
 """
 
 from __future__ import annotations
@@ -17,28 +21,9 @@ import shutil
 import sys
 import time
 
-import numpy as np
-import torch
-
-from service.contract import inputs_for, to_uint8
 from training.__main__ import _add_train_args, config_from_args
-from training.evaluate import EvaluatorSettings, get_evaluator, measure
-from training.trainer import CHECKPOINT, Trainer, evaluating
-
-
-def sample(
-    trainer: Trainer, count: int, seed: int, raw: bool = False
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """``count`` uint8 images of the generator that would be exported (``raw``: of the un-averaged G),
-    by the service's noise contract."""
-    G = trainer.G if raw else trainer.export_generator
-    cfg = trainer.cfg.model
-    z, rows, classes = inputs_for(
-        seed, np.arange(count, dtype=np.uint64), cfg.latent_dim, cfg.num_classes, None
-    )
-    with evaluating(G), torch.no_grad():
-        out = G(torch.from_numpy(z), None if rows is None else torch.from_numpy(rows)).numpy()
-    return to_uint8(out), classes
+from training.evaluate import EvaluatorSettings, get_evaluator, measure, real_features, sample_trainer
+from training.trainer import CHECKPOINT, Trainer
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.evaluator_epochs is not None:
         settings = EvaluatorSettings(epochs=args.evaluator_epochs)
     evaluator = get_evaluator(trainer.dataset, settings)
+    reals = real_features(trainer.dataset, evaluator)  # the real features and label-free reference, once
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "config.json").write_text(trainer.cfg.to_json())
     cpu, wall = 0.0, 0.0
@@ -96,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.copyfile(args.out / CHECKPOINT, args.out / f"checkpoint-{step:06d}.pt")
             kinds = ["ema", "raw"] if args.also_raw and trainer.G_ema is not None else ["shipped"]
             for kind in kinds:
-                images, labels = sample(trainer, args.eval_samples, 0, raw=kind == "raw")
-                q = measure(images, evaluator, trainer.dataset, labels, 0)
+                images, labels = sample_trainer(trainer, args.eval_samples, 0, raw=kind == "raw")
+                q = measure(images, evaluator, trainer.dataset, labels, 0, reals=reals)
                 row = {
                     "step": step,
                     "cpu_s": round(cpu, 1),

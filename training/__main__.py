@@ -1,4 +1,4 @@
-"""Command line: ``python -m training {train,export,evaluate}``."""
+"""Command line: ``python -m training {train,export,evaluate,curve}``."""
 
 from __future__ import annotations
 
@@ -95,20 +95,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import torch
 
     from training.data import DatasetError
-    from training.evaluate import AutoencoderSettings, EvaluatorSettings, evaluate_model, format_table
+    from training.evaluate import evaluate_model, format_table
     from training.onnx_generator import GeneratorFileError
 
     torch.set_num_threads(args.threads)
-    if args.samples < 100:
-        print(f"error: --samples must be at least 100, got {args.samples}", file=sys.stderr)
+    measured = _measure_settings(args)
+    if isinstance(measured, str):
+        print(f"error: {measured}", file=sys.stderr)
         return 2
-    if args.autoencoder_steps is not None and args.autoencoder_steps < 1:
-        print(f"error: --autoencoder-steps must be at least 1, got {args.autoencoder_steps}", file=sys.stderr)
-        return 2
-    settings = EvaluatorSettings(epochs=args.evaluator_epochs)
-    ae_settings = AutoencoderSettings()
-    if args.autoencoder_steps is not None:
-        ae_settings = AutoencoderSettings(steps=args.autoencoder_steps)
+    settings, ae_settings = measured
+    curve = None
+    if args.curve is not None:
+        from training.evaluate import read_curve
+
+        if not args.card:
+            print("error: --curve goes into the model card: add --card", file=sys.stderr)
+            return 2
+        try:
+            curve = read_curve(args.curve)
+        except (OSError, ValueError) as exc:
+            print(f"error: --curve: {exc}", file=sys.stderr)
+            return 2
     try:
         quality, model = evaluate_model(
             args.model, args.dataset, args.samples, args.seed, args.data_dir, args.cache_dir, settings,
@@ -124,8 +131,88 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.card:
         from training.cards import write_card
 
-        paths = write_card(model, quality)
+        paths = write_card(model, quality, curve=curve)
         print("card: " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def _add_measure_args(p: argparse.ArgumentParser) -> None:
+    """Flags shared by ``evaluate`` and ``curve``: how the figures are measured."""
+    p.add_argument("--data-dir", default=None, help="folder of the data set's files (see train --data-dir)")
+    p.add_argument("--samples", type=int, default=5000, help="images drawn from the model")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (the service's noise contract)")
+    p.add_argument(
+        "--cache-dir", type=Path, default=None, help="evaluator cache (default ~/.cache/ganserve/evaluators)"
+    )
+    p.add_argument("--evaluator-epochs", type=int, default=20, help="training epochs of the evaluator CNN")
+    p.add_argument(
+        "--autoencoder-steps",
+        type=int,
+        default=None,
+        help="training steps of the autoencoder, the label-free feature space of data sets without classes "
+        "(default 1500)",
+    )
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+
+
+def _measure_settings(args: argparse.Namespace) -> tuple[object, object] | str:
+    """(evaluator settings, autoencoder settings) from the flags, or the error message."""
+    from training.evaluate import AutoencoderSettings, EvaluatorSettings
+
+    if args.samples < 100:
+        return f"--samples must be at least 100, got {args.samples}"
+    if args.autoencoder_steps is not None and args.autoencoder_steps < 1:
+        return f"--autoencoder-steps must be at least 1, got {args.autoencoder_steps}"
+    ae = AutoencoderSettings()
+    if args.autoencoder_steps is not None:
+        ae = AutoencoderSettings(steps=args.autoencoder_steps)
+    return EvaluatorSettings(epochs=args.evaluator_epochs), ae
+
+
+def cmd_curve(args: argparse.Namespace) -> int:
+    import torch
+
+    from training.data import DatasetError
+    from training.evaluate import curve_lines, measure_curve, plot_curve
+
+    torch.set_num_threads(args.threads)
+    settings = _measure_settings(args)
+    if isinstance(settings, str):
+        print(f"error: {settings}", file=sys.stderr)
+        return 2
+    log = None
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        log = open(args.json, "w")  # noqa: SIM115 (closed below; rows are written as they are measured)
+
+    def on_row(row: dict) -> None:
+        fig = row["figures"]
+        print(
+            f"step {row['step']}: {row['cpu_s'] / 60:.2f} CPU-min, NDB/K {fig['ndb_k']:.3f}, recall "
+            f"{fig['recall']:.3f}, coverage {fig['coverage']:.3f}",
+            file=sys.stderr,
+            flush=True,
+        )
+        if log is not None:
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+
+    try:
+        rows = measure_curve(
+            args.run, args.samples, args.seed, args.data_dir, args.cache_dir, *settings, threads=args.threads,
+            on_row=on_row,
+        )  # fmt: skip
+    except (DatasetError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if log is not None:
+            log.close()
+    if args.json:  # again, in step order (rows were written as measured)
+        args.json.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    print("\n".join(curve_lines(rows)))
+    if args.plot:
+        print(f"plot: {plot_curve(rows, args.plot, title=str(args.run))}")
     return 0
 
 
@@ -145,27 +232,29 @@ def main(argv: list[str] | None = None) -> int:
     v = sub.add_parser("evaluate", help="measure an exported generator's quality against its data set")
     v.add_argument("model", type=Path, help="an exported generator, e.g. models/NAME.onnx")
     v.add_argument("--dataset", default=None, help="data set to compare with (default: the model's own)")
-    v.add_argument("--data-dir", default=None, help="folder of the data set's files (see train --data-dir)")
-    v.add_argument("--samples", type=int, default=5000, help="images drawn from the model")
-    v.add_argument("--seed", type=int, default=0, help="sampling seed (the service's noise contract)")
-    v.add_argument(
-        "--cache-dir", type=Path, default=None, help="evaluator cache (default ~/.cache/ganserve/evaluators)"
-    )
-    v.add_argument("--evaluator-epochs", type=int, default=20, help="training epochs of the evaluator CNN")
-    v.add_argument(
-        "--autoencoder-steps",
-        type=int,
-        default=None,
-        help="training steps of the autoencoder, the label-free feature space of data sets without classes "
-        "(default 1500)",
-    )
-    v.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    _add_measure_args(v)
     v.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     v.add_argument(
         "--card", action="store_true", help="write the model card NAME.json/.md/.png beside the model"
     )
+    v.add_argument(
+        "--curve",
+        type=Path,
+        default=None,
+        help="with --card: a curve of the model's run (`curve RUN --json FILE`) to put in the card, with its "
+        "plot NAME-curve.png",
+    )
+    c = sub.add_parser(
+        "curve",
+        help="evaluate each checkpoint a run kept (train --keep-every N): quality against training time",
+    )
+    c.add_argument("run", type=Path, help="a run folder (train --out)")
+    _add_measure_args(c)
+    c.add_argument("--json", type=Path, default=None, help="write one JSON line per checkpoint to this file")
+    c.add_argument("--plot", type=Path, default=None, help="plot the figures against CPU-minutes (PNG)")
     args = parser.parse_args(argv)
-    return {"train": cmd_train, "export": cmd_export, "evaluate": cmd_evaluate}[args.command](args)
+    commands = {"train": cmd_train, "export": cmd_export, "evaluate": cmd_evaluate, "curve": cmd_curve}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

@@ -16,13 +16,14 @@ import numpy as np
 from service.contract import one_hot
 from service.imaging import encode_png, tile
 from training.config import TrainConfig, preset
-from training.evaluate import LabelFree, Quality
+from training.evaluate import LabelFree, Quality, curve_markdown, plot_curve
 
 # Config fields that change nothing about the model (logging, threads, paths) or are filled from the data.
 _NOT_SETTINGS = {
     "sample_every",
     "checkpoint_every",
     "log_every",
+    "keep_every",
     "threads",
     "data_dir",
     "num_classes",
@@ -79,8 +80,45 @@ def sample_grid(model: Any, seed: int = 0) -> np.ndarray:
     return tile(model.generate(seed, np.arange(100, dtype=np.uint64), None)[0], columns=10)
 
 
-def write_card(model: Any, quality: Quality, out_dir: Path | None = None) -> dict[str, Path]:
-    """Write NAME.json, NAME.md and NAME.png beside the model (or in ``out_dir``); return their paths."""
+CHECKER_SQUARE = 8  # pixels per checkerboard square behind RGBA grids
+CHECKER_GREYS = (238, 204)  # two light greys, as image editors show transparency
+
+
+def checkerboard(height: int, width: int, square: int = CHECKER_SQUARE) -> np.ndarray:
+    """A uint8 [H, W, 3] checkerboard of ``CHECKER_GREYS`` in ``square``-pixel squares."""
+    yy, xx = np.mgrid[:height, :width]
+    light, dark = CHECKER_GREYS
+    grey = np.where((yy // square + xx // square) % 2 == 0, light, dark).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=2)
+
+
+def composite_on_checkerboard(rgba: np.ndarray, square: int = CHECKER_SQUARE) -> np.ndarray:
+    """uint8 RGBA [H, W, 4] over a checkerboard → uint8 RGB [H, W, 3] (straight alpha, rounded).
+
+    Alpha 255 leaves the colour exactly, alpha 0 shows the board exactly: a grid of RGBA sprites shows
+    which pixels are transparent, where an RGBA PNG viewed on white would hide a white sprite.
+    """
+    if rgba.dtype != np.uint8 or rgba.ndim != 3 or rgba.shape[2] != 4:
+        raise ValueError(f"expected uint8 [H, W, 4], got {rgba.dtype} {list(rgba.shape)}")
+    board = checkerboard(rgba.shape[0], rgba.shape[1], square).astype(np.uint32)
+    colour, alpha = rgba[..., :3].astype(np.uint32), rgba[..., 3:].astype(np.uint32)
+    return ((colour * alpha + board * (255 - alpha) + 127) // 255).astype(np.uint8)
+
+
+def card_grid(model: Any, seed: int = 0) -> np.ndarray:
+    """The card's picture: ``sample_grid``, composited on a checkerboard for 4-channel (RGBA) models."""
+    grid = sample_grid(model, seed)
+    return composite_on_checkerboard(grid) if grid.shape[2] == 4 else grid
+
+
+def write_card(
+    model: Any, quality: Quality, out_dir: Path | None = None, curve: list[dict[str, Any]] | None = None
+) -> dict[str, Path]:
+    """Write NAME.json, NAME.md and NAME.png beside the model (or in ``out_dir``); return their paths.
+
+    ``curve``: rows of ``python -m training curve`` for the model's run; the card then holds them (JSON
+    ``curve``), shows them as a table and beside it the plot NAME-curve.png (path ``curve_png``).
+    """
     if model.info.config is None:
         raise ValueError(f"{model.path}: the metadata holds no training config; a card needs one")
     cfg = TrainConfig.from_dict(json.loads(model.info.config))
@@ -106,10 +144,14 @@ def write_card(model: Any, quality: Quality, out_dir: Path | None = None) -> dic
         "config": json.loads(model.info.config),
         "quality": quality.to_dict(),
     }
+    if curve is not None:
+        card["curve"] = curve
     paths = {"json": folder / f"{name}.json", "md": folder / f"{name}.md", "png": folder / f"{name}.png"}
     paths["json"].write_text(json.dumps(card, indent=2) + "\n")
-    paths["png"].write_bytes(encode_png(sample_grid(model), compress_level=9))
-    paths["md"].write_text(card_markdown(card, quality))
+    paths["png"].write_bytes(encode_png(card_grid(model), compress_level=9))
+    paths["md"].write_text(card_markdown(card, quality, model.info.class_names))
+    if curve is not None:
+        paths["curve_png"] = plot_curve(curve, folder / f"{name}-curve.png", title=name)
     return paths
 
 
@@ -119,9 +161,15 @@ def _sampling_text(truncation: float) -> str:
     return f"truncation ψ = {truncation:g}: the file samples G(ψ·z), z ~ N(0, I) (`export --truncation`)"
 
 
-def card_markdown(card: dict[str, Any], q: Quality) -> str:
-    """The human-readable card."""
+def _rows_text(class_names: list[str]) -> str:
+    """Which grid row shows which class, top to bottom."""
+    return "; ".join(f"row {i + 1}: {name}" for i, name in enumerate(class_names))
+
+
+def card_markdown(card: dict[str, Any], q: Quality, class_names: list[str] | None = None) -> str:
+    """The human-readable card; ``class_names`` (a conditional model's, in grid-row order) name the rows."""
     o = card["config"]
+    rgba = card["image_shape"][0] == 4
     lines = [
         f"# {card['name']}",
         "",
@@ -133,8 +181,16 @@ def card_markdown(card: dict[str, Any], q: Quality) -> str:
         "",
         "Samples of seed 0 ("
         + ("one class per row" if q.label_accuracy is not None else "images 0–99")
-        + ").",
+        + ")"
+        + (
+            f", RGBA composited on a {CHECKER_SQUARE}-pixel grey checkerboard (the board shows through "
+            "where the images are transparent)"
+            if rgba
+            else ""
+        )
+        + ".",
         "",
+        *([f"Rows, top to bottom: {_rows_text(class_names)}.", ""] if class_names else []),
         "## Training",
         "",
         "| | |",
@@ -190,7 +246,27 @@ def card_markdown(card: dict[str, Any], q: Quality) -> str:
     lines += _target_lines(q.targets)
     if q.label_free is not None:
         lines += label_free_markdown(q.label_free)
+    if card.get("curve"):
+        lines += curve_section(card["name"], card["curve"])
     return "\n".join(lines) + "\n"
+
+
+def curve_section(name: str, rows: list[dict[str, Any]]) -> list[str]:
+    """The card's quality-against-training-time section: the table and the plot NAME-curve.png."""
+    first = rows[0]
+    return [
+        "",
+        "## Quality against training time",
+        "",
+        "The run's kept checkpoints (`train --keep-every`), each measured as above by `python -m training "
+        f"curve` ({first['samples']} samples of seed {first['seed']} from the run's {first['generator']} "
+        f"generator in PyTorch at ψ = 1, {first['feature_space']} features; CPU-minutes of training only). "
+        "The last row is real against real: the dashed lines of the plot.",
+        "",
+        *curve_markdown(rows),
+        "",
+        f"![quality against training time]({name}-curve.png)",
+    ]
 
 
 def _target_lines(targets: list[dict[str, Any]]) -> list[str]:

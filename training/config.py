@@ -169,6 +169,11 @@ class TrainConfig:
     sample_every: int = setting(250, "write a sample grid every this many steps", resume=True)
     checkpoint_every: int = setting(250, "write the checkpoint every this many steps", resume=True)
     log_every: int = setting(10, "log the losses every this many steps", resume=True)
+    # Kept copies cost disk, not weights: the checkpoint is written and copied, nothing else changes.
+    keep_every: int = setting(
+        0, "also keep a copy of the checkpoint every this many steps in RUN/checkpoints/step-NNNNNN.pt "
+        "(0: off; `python -m training curve RUN` evaluates them)", resume=True,
+    )  # fmt: skip
     data_dir: str | None = setting(
         None,
         "folder of mnist / fashion-mnist IDX files, or of an unpacked emoji-datasource-google package",
@@ -239,6 +244,8 @@ def validate(cfg: TrainConfig) -> None:
     for name in ("steps", "batch_size", "threads", "sample_every", "checkpoint_every", "log_every"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
+    if cfg.keep_every < 0:
+        raise ValueError(f"--keep-every must be 0 (off) or more, got {cfg.keep_every}")
     if m.pack < 1:
         raise ValueError(f"pack must be at least 1, got {m.pack}")
     if cfg.batch_size % m.pack:

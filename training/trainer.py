@@ -14,6 +14,7 @@ import contextlib
 import copy
 import functools
 import json
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -47,6 +48,12 @@ from training.runtime import (
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
+KEPT = "checkpoints"  # --keep-every's copies: KEPT/step-NNNNNN.pt
+
+
+def kept_checkpoint(out: Path, step: int) -> Path:
+    """Where ``--keep-every`` keeps the checkpoint of ``step`` in run folder ``out``."""
+    return Path(out) / KEPT / f"step-{step:06d}.pt"
 
 
 @dataclass
@@ -224,12 +231,31 @@ class Trainer:
         with atomic_path(self.out / CHECKPOINT) as tmp:
             torch.save(blob, tmp)
 
+    def keep(self) -> Path | None:
+        """Copy the checkpoint just written to ``kept_checkpoint(out, step)`` (atomically; rank 0 only)."""
+        if not self.is_main:
+            return None
+        dest = kept_checkpoint(self.out, self.state.step)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(dest) as tmp:
+            shutil.copyfile(self.out / CHECKPOINT, tmp)
+        return dest
+
     def load(self) -> None:
         """Continue from the checkpoint (every process reads it; tensors land on this run's device)."""
-        # weights_only: no pickle of arbitrary objects; map_location: a GPU checkpoint loads on a CPU.
-        blob = torch.load(self.out / CHECKPOINT, map_location=self.device, weights_only=True)
+        self.load_checkpoint(self.out / CHECKPOINT)
         if self.is_main:  # a write cut short by a kill; the next checkpoint would overwrite it anyway
             tmp_path(self.out / CHECKPOINT).unlink(missing_ok=True)
+        self.discard_metrics_after(self.state.step)
+
+    def load_checkpoint(self, path: Path) -> None:
+        """Set weights, optimizers, random state and run state from the checkpoint file ``path``.
+
+        Unlike ``load`` it leaves the run folder alone (no metrics are dropped): evaluating a kept checkpoint
+        (``python -m training curve``) must not change the run it reads.
+        """
+        # weights_only: no pickle of arbitrary objects; map_location: a GPU checkpoint loads on a CPU.
+        blob = torch.load(path, map_location=self.device, weights_only=True)
         self.G.load_state_dict(blob["G"])
         self.D.load_state_dict(blob["D"])
         if self.G_ema is not None:
@@ -253,7 +279,6 @@ class Trainer:
                 f"resume: checkpoint made by {blob.get('processes', 1)} process(es), resuming with "
                 f"{self.procs.world}; batch statistics differ, so the weights will not match either run"
             )
-        self.discard_metrics_after(self.state.step)
 
     def discard_metrics_after(self, step: int) -> None:
         """Drop logged metrics after ``step``: they belong to work that is about to be redone (and a run
@@ -429,8 +454,11 @@ class Trainer:
                         metrics.flush()
                 if main and (step % cfg.sample_every == 0 or step == cfg.steps):
                     self.write_samples()
-                if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                keep = cfg.keep_every > 0 and step % cfg.keep_every == 0
+                if step % cfg.checkpoint_every == 0 or step == cfg.steps or keep:
                     self.save()
+                if keep:
+                    self.keep()
         bar.close()
         self.save()
         if main:
