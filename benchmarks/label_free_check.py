@@ -54,7 +54,7 @@ def rows(feats: np.ndarray, labels: np.ndarray, seed: int) -> list[tuple[str, ob
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.label_free_check", description=__doc__)
     p.add_argument("--image-size", type=int, default=16)
-    p.add_argument("--evaluator-epochs", type=int, default=20)
+    p.add_argument("--evaluator-epochs", type=int, default=None)
     p.add_argument("--autoencoder-steps", type=int, default=AutoencoderSettings().steps)
     p.add_argument("--seed", type=int, default=1, help="seed of the split")
     p.add_argument("--cache-dir", type=Path, default=None)

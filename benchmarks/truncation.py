@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--psi", type=float, nargs="+", default=[1.0, 0.9, 0.8, 0.7, 0.6])
     p.add_argument("--samples", type=int, default=5000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--evaluator-epochs", type=int, default=20, help="(quick checks) evaluator epochs")
+    p.add_argument("--evaluator-epochs", type=int, default=None, help="(quick checks) evaluator epochs")
     p.add_argument("--json", type=Path, default=None, help="also write the rows to this JSON file")
     args = p.parse_args(argv)
     bad = [psi for psi in args.psi if not 0.0 < psi <= 1.0]

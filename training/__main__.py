@@ -144,7 +144,12 @@ def _add_measure_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cache-dir", type=Path, default=None, help="evaluator cache (default ~/.cache/ganserve/evaluators)"
     )
-    p.add_argument("--evaluator-epochs", type=int, default=20, help="training epochs of the evaluator CNN")
+    p.add_argument(
+        "--evaluator-epochs",
+        type=int,
+        default=None,
+        help="training epochs of the evaluator CNNs (default: about 100,000 images per network, at most 20)",
+    )
     p.add_argument(
         "--autoencoder-steps",
         type=int,
