@@ -35,7 +35,9 @@ def tile(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np
     return grid
 
 
-def encode_png(image: np.ndarray, compress_level: int = PNG_COMPRESS_LEVEL, parts: int = 1) -> bytes:
+def encode_png(
+    image: np.ndarray, compress_level: int = PNG_COMPRESS_LEVEL, parts: int = 1, reproducible: bool = False
+) -> bytes:
     """One uint8 image [H, W, C] (C = 1, 2, 3 or 4; 4 is RGBA, alpha kept) → PNG bytes.
 
     Written directly (signature, IHDR, one IDAT of unfiltered rows, IEND): for the small images served
@@ -44,6 +46,11 @@ def encode_png(image: np.ndarray, compress_level: int = PNG_COMPRESS_LEVEL, part
     level 1 with output as small, see the README's "CPU path" table), zlib where it is not installed.
     ``parts`` > 1 compresses that many row ranges at once on the encoder threads (for one large image,
     such as a grid); the result is one valid zlib stream either way.
+
+    ``reproducible``: deflate with the standard library's zlib, whose bytes are a function of the image
+    alone. ISA-L's are not: the same image has been seen to encode to different (equally valid) bytes when
+    encoded on several threads at once (its level buffer is allocated uninitialized; see issue 19), which
+    breaks files that promise byte-identical reruns. Offline formats pass True; HTTP responses need not.
     """
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in _COLOR_TYPES:
         raise ValueError(f"encode_png: expected uint8 [H, W, 1|2|3|4], got {image.dtype} {list(image.shape)}")
@@ -52,7 +59,9 @@ def encode_png(image: np.ndarray, compress_level: int = PNG_COMPRESS_LEVEL, part
     rows[:, 0] = 0  # each row starts with filter type 0 (none)
     rows[:, 1:] = image.reshape(h, w * c)
     data = memoryview(rows).cast("B")
-    if parts > 1 and h >= 2 * parts:
+    if reproducible:
+        idat = zlib.compress(data, compress_level)
+    elif parts > 1 and h >= 2 * parts:
         idat = _parallel_deflate(data, rows.shape[1], h, parts, compress_level)
     else:
         idat = _codec(compress_level).compress(data, compress_level)

@@ -9,9 +9,11 @@ import io
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +65,21 @@ def shards(out: Path, fmt: str) -> list[str]:
     return [str(p) for p in sorted(out.glob(f"*.{SUFFIX[fmt]}"))]
 
 
+def zlib_png(image: np.ndarray) -> bytes:
+    """The PNG offline files must hold for ``image``: encode_png's layout, deflated by the standard library's
+    zlib at level 1. Issue 19: ISA-L's bytes for one image varied with what ran on other threads (valid PNGs
+    of equal pixels, different bytes), so resumed, sharded and Kubernetes jobs differed from one run."""
+    h, w, c = image.shape
+    rows = np.concatenate([np.zeros((h, 1), np.uint8), image.reshape(h, w * c)], axis=1)
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, {1: 0, 2: 4, 3: 2, 4: 6}[c], 0, 0, 0)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    idat = zlib.compress(rows.tobytes(), 1)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
 def as_array(image: Image.Image, channels: int) -> np.ndarray:
     pixels = np.asarray(image)
     return pixels[..., None] if channels == 1 else pixels
@@ -94,12 +111,14 @@ def test_webdataset_reads_back_with_webdataset(fmt_models, tmp_path, model, labe
     decoder = "pilrgba" if channels == 4 else "pill"
     samples = list(wds.WebDataset(shards(out, "webdataset"), shardshuffle=False).decode(decoder))
     rgb = list(wds.WebDataset(shards(out, "webdataset"), shardshuffle=False).decode("pil"))
+    raw = [s["png"] for s in wds.WebDataset(shards(out, "webdataset"), shardshuffle=False)]
     assert len(samples) == len(rgb) == 300
     assert [s["__key__"] for s in samples] == [f"{i:09d}" for i in indices.tolist()]
     info = json.loads((out / "job.json").read_text())
     for k, (sample, plain) in enumerate(zip(samples, rgb, strict=True)):
         pixels = np.asarray(sample["png"]) if channels == 4 else np.asarray(sample["png"])[..., None]
         np.testing.assert_array_equal(pixels, want[k])
+        assert raw[k] == zlib_png(want[k])  # the reproducible encoder (issue 19)
         expect_rgb = np.asarray(
             Image.fromarray(want[k].squeeze(-1) if channels == 1 else want[k]).convert("RGB")
         )
@@ -217,6 +236,7 @@ def test_parquet_reads_back_with_pyarrow(fmt_models, tmp_path):
         np.testing.assert_array_equal(
             np.asarray(Image.open(io.BytesIO(r["image"]["bytes"])))[..., None], want[k]
         )
+        assert r["image"]["bytes"] == zlib_png(want[k])  # the reproducible encoder (issue 19)
 
 
 # ---------------------------------------------------------------- equality with the HTTP service
@@ -273,16 +293,7 @@ def test_reruns_write_identical_bytes_whatever_the_speed_options(fmt_models, tmp
     assert sorted(a) == sorted(b) and [k for k in a if a[k] != b[k]] == []
 
 
-# Known flake (issue 19, open): in one full-suite run these three Parquet comparisons found different bytes
-# while the same tests passed alone and as a module (54/54, CI=true); the WebDataset cases of the same code
-# path passed in both. Not strict, so a pass still counts; the cause is not yet found.
-PARQUET_FLAKE = pytest.mark.xfail(
-    reason="issue 19: Parquet bytes differed once in a full-suite run (not reproduced alone)", strict=False
-)
-RESUMABLE_FORMATS = [pytest.param(f, marks=PARQUET_FLAKE) if f == "parquet" else f for f in FILE_FORMATS]
-
-
-@pytest.mark.parametrize("fmt", RESUMABLE_FORMATS)
+@pytest.mark.parametrize("fmt", FILE_FORMATS)
 def test_killed_and_resumed_equals_uninterrupted(fmt_models, tmp_path, fmt):
     args = ["--model", "digits-cgan", "--count", "12000", "--seed", "9", "--format", fmt]
     args += ["--shard-size", "500", "--batch-size", "50"]
@@ -303,7 +314,7 @@ def test_killed_and_resumed_equals_uninterrupted(fmt_models, tmp_path, fmt):
     assert [k for k in want if want[k] != got[k]] == []
 
 
-@pytest.mark.parametrize("fmt", RESUMABLE_FORMATS)
+@pytest.mark.parametrize("fmt", FILE_FORMATS)
 def test_shards_together_equal_one_run(fmt_models, tmp_path, fmt):
     args = [
         "--model",
@@ -438,7 +449,7 @@ def test_shard_size_limit_names_the_flag(fmt_models, tmp_path, fmt):
     assert f"--shard-size: must be in 1 … 65536 for {fmt}, got 70000" in proc.stderr
 
 
-@pytest.mark.parametrize("fmt", ["npz", "webdataset", pytest.param("parquet", marks=PARQUET_FLAKE), "png"])
+@pytest.mark.parametrize("fmt", ["npz", "webdataset", "parquet", "png"])
 def test_the_kubernetes_job_works_with_any_format(fmt_models, tmp_path, fmt):
     """deploy/offline-job.yaml's container args with only --format, --count, --out and the models folder
     changed: its `completions` pods (JOB_COMPLETION_INDEX 0 … n − 1) write what one machine writes."""
@@ -491,3 +502,15 @@ def test_tar_headers_are_the_standard_librarys():
         member = ustar_member(name, data)
         assert member[:512] == info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape")
         assert len(member) % 512 == 0 and member[512 : 512 + len(data)] == data
+
+
+def test_offline_pngs_are_the_reproducible_encoders():
+    """encode_png(reproducible=True), which every offline format uses, is zlib's deflate: bytes that depend
+    on the image alone (issue 19), for every channel count the service supports."""
+    from service.imaging import encode_png
+
+    rng = np.random.default_rng(19)
+    for shape in ((16, 16, 1), (28, 28, 1), (7, 5, 2), (9, 11, 3), (64, 64, 4)):
+        image = (rng.integers(0, 256, shape) // rng.integers(1, 8)).astype(np.uint8)
+        assert encode_png(image, reproducible=True) == zlib_png(image)
+        np.testing.assert_array_equal(as_array(Image.open(io.BytesIO(zlib_png(image))), shape[2]), image)

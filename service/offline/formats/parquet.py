@@ -65,7 +65,7 @@ class ParquetFormat(FileFormat):
         indices = idx.tolist()
         return {
             IMAGE_COLUMN: [
-                {"bytes": encode_png(images[k]), "path": f"{sample_key(i)}.png"}
+                {"bytes": encode_png(images[k], reproducible=True), "path": f"{sample_key(i)}.png"}
                 for k, i in enumerate(indices)
             ],
             "label": None if classes is None else classes.tolist(),

@@ -55,7 +55,7 @@ class PngFormat(UnitFormat):
         ctx.progress(len(indices) - len(missing))
         for idx, imgs, _ in ctx.batches(missing):
             for k, i in enumerate(idx.tolist()):
-                data = encode_png(imgs[k])
+                data = encode_png(imgs[k], reproducible=True)
                 write_atomic(folder / png_name(i), data)
                 digests[i] = hashlib.sha256(data).hexdigest()
         # Images written by an earlier run: hash them, and recover their classes from the seed (cheap, pure).

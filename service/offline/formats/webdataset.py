@@ -83,7 +83,7 @@ class WebDatasetFormat(FileFormat):
         for k, index in enumerate(idx.tolist()):
             key = sample_key(index)
             cls = None if classes is None else int(classes[k])
-            parts.append(ustar_member(f"{key}.png", encode_png(images[k])))
+            parts.append(ustar_member(f"{key}.png", encode_png(images[k], reproducible=True)))
             if cls is not None:
                 parts.append(ustar_member(f"{key}.cls", str(cls).encode()))
             parts.append(ustar_member(f"{key}.json", sample_json(ctx, index, cls)))
