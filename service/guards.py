@@ -12,7 +12,7 @@ import hmac
 import json
 import logging
 import math
-import uuid
+import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -40,7 +40,9 @@ def needs_key(method: str, path: str) -> bool:
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex[:16]
+    """16 random hex digits naming one request in its answer and in the log (as uuid4's first 16 were:
+    the same format, without building a UUID object on every request)."""
+    return os.urandom(8).hex()
 
 
 async def refuse(

@@ -9,7 +9,6 @@ import base64
 import io
 import logging
 import secrets
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any, Literal
 
@@ -103,7 +102,15 @@ LEAN_REQUESTS = bentoml.metrics.Histogram(
 
 
 def _observe_lean(path: str, status: int, seconds: float) -> None:
-    LEAN_REQUESTS.labels(endpoint=path, http_response_code=str(status)).observe(seconds)
+    child = _LEAN_CHILDREN.get((path, status))
+    if child is None:  # labels() hashes and sorts its arguments on every call: look each pair up once
+        child = _LEAN_CHILDREN[(path, status)] = LEAN_REQUESTS.labels(
+            endpoint=path, http_response_code=str(status)
+        )
+    child.observe(seconds)
+
+
+_LEAN_CHILDREN: dict[tuple[str, int], Any] = {}
 
 
 # The hot routes skip BentoML's request layer when the request is valid (service/lean.py).
@@ -232,7 +239,7 @@ class GanService:
     async def answer_generate(self, req: GenerateRequest) -> Response:
         """The answer to a validated ``POST /generate`` (BentoML's route and the lean path both call this)."""
         timer = StageTimer()
-        request_id = uuid.uuid4().hex[:16]
+        request_id = guards.new_request_id()
         model = self.models.get(req.model)
         if model is None:
             return self._unknown_model(req.model, request_id)
@@ -274,7 +281,7 @@ class GanService:
 
     async def answer_walk(self, req: WalkRequest) -> Response:
         """The answer to a validated ``POST /walk`` (BentoML's route and the lean path both call this)."""
-        request_id = uuid.uuid4().hex[:16]
+        request_id = guards.new_request_id()
         model = self.models.get(req.model)
         if model is None:
             return self._unknown_model(req.model, request_id)

@@ -119,12 +119,22 @@ def test_noise_rows_whole(seed, start, count, dim, digest):
 
 
 def test_noise_is_the_same_on_the_small_and_the_blocked_path():
-    """latent() takes whole-array expressions for small batches and blocks for large ones: same bytes."""
+    """latent() takes one small-array pass for small batches (bases in Python integers up to 16 images) and
+    blocks for large ones: same bytes."""
     idx = np.arange(10**12 - 100, 10**12 + 200, dtype=np.uint64)
     whole = latent(2**63 - 1, idx, 100)  # 300 rows: blocked
     assert np.array_equal(whole, np.concatenate([latent(2**63 - 1, idx[i : i + 1], 100) for i in range(300)]))
     assert np.array_equal(whole[:64], latent(2**63 - 1, idx[:64], 100))  # 64 rows: small path
     assert float(whole[100, 0]).hex() == G["noise"][8][2]  # index 10¹², inside a block
+
+
+def test_drawn_labels_are_the_same_for_few_and_many_images():
+    """Up to 16 images the bases are mixed in Python integers, beyond that in numpy: the same labels."""
+    idx = np.arange(2**62 - 10, 2**62 + 30, dtype=np.uint64)
+    many = drawn_labels(2**63 - 1, idx, 1000)  # 40 images: numpy
+    few = np.concatenate([drawn_labels(2**63 - 1, idx[i : i + 16], 1000) for i in range(0, 40, 16)])
+    assert many.dtype == few.dtype == np.int64 and np.array_equal(many, few)
+    assert len(set(many.tolist())) > 30  # not a constant: the comparison means something
 
 
 def test_noise_rows_are_prefixes_across_latent_sizes():
