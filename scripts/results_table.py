@@ -22,7 +22,9 @@ def row(card: dict) -> str:
     if card.get("truncation", 1.0) != 1.0:  # an export option, shown with the training changes
         flags += f" (export --truncation {card['truncation']:g})"
     met = (
-        "all met"
+        "none for this data set"
+        if not q["targets"]
+        else "all met"
         if all(t["ok"] for t in q["targets"])
         else "missed: " + ", ".join(t["name"] for t in q["targets"] if not t["ok"])
     )

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Retrain, export and evaluate the shipped generators, and write their model cards (models/NAME.{onnx,md,json,png}).
 #
-#   scripts/train_models.sh                     # all four, one after the other
+#   scripts/train_models.sh                     # every configs/NAME.json, one after the other
 #   scripts/train_models.sh digits-cgan         # just the named ones
 #   PY=/path/to/python RUNS=/tmp/runs scripts/train_models.sh
 #
@@ -18,7 +18,9 @@ declare -A EXPORT=(
   [digits-cgan]="--truncation 0.75"
 )
 NAMES=("$@")
-[ ${#NAMES[@]} -gt 0 ] || NAMES=(digits-cgan digits-dcgan digits-wgan digits-wgan-gp)
+if [ ${#NAMES[@]} -eq 0 ]; then
+  for path in configs/*.json; do NAMES+=("$(basename "$path" .json)"); done
+fi
 
 for name in "${NAMES[@]}"; do
   [ -f "configs/$name.json" ] || { echo "unknown model $name: no configs/$name.json" >&2; exit 2; }
@@ -26,6 +28,12 @@ for name in "${NAMES[@]}"; do
   "$PY" -m training train --config "configs/$name.json" --no-progress --out "$RUNS/$name"
   # shellcheck disable=SC2086
   "$PY" -m training export "$RUNS/$name" --out "models/$name.onnx" ${EXPORT[$name]:-}
-  "$PY" -m training evaluate "models/$name.onnx" --card --json "$RUNS/$name/quality.json"
+  # A config with keep_every kept checkpoints along the way: measure them and put the curve in the card.
+  CURVE=()
+  if compgen -G "$RUNS/$name/checkpoints/step-*.pt" >/dev/null; then
+    "$PY" -m training curve "$RUNS/$name" --json "$RUNS/$name/curve.jsonl"
+    CURVE=(--curve "$RUNS/$name/curve.jsonl")
+  fi
+  "$PY" -m training evaluate "models/$name.onnx" --card --json "$RUNS/$name/quality.json" "${CURVE[@]}"
 done
 "$PY" scripts/results_table.py models/*.json

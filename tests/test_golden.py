@@ -80,6 +80,22 @@ GOLDEN = {
                 "drawn": "ee07cf3bed8c5d25d41feba38c87e7f66b50412084522efbb77fd83b267fb38a",
                 "walk": "2fc26d6cc97d45a7cbcef1492af22562e674004030237912e897a27f26e54363",
             },
+            "emoji-cgan": {
+                "drawn": "6c0738b2d84bb92d6232903068093acea208e596f319707a0a914cc7e931679c",
+                "classes": [3, 8, 1, 8, 0, 1, 1, 6, 5, 0, 8, 2, 7, 5, 6, 7],
+                "label0": "3001b2b8ae1eb7668eaa6518c7c73f685d5bd6c08a157146559c49d6aa6fd0c8",
+                "walk": "dd1a4ecd7ac0ff4d1529fb345a8987dfe6bd4ac8e3be3f4f16df89b517de56f0",
+            },
+            "emoji-dcgan": {
+                "drawn": "0c2d447645e04a8ebe47e0e348efc4bf797942eef3320a8db6502836e2fc47f1",
+                "walk": "5fec18c76c3710dee2c197febbe8f3a902ff568a3b06f319cea3ec253fd3fb98",
+            },
+            "fashion-cgan": {
+                "drawn": "bf161b6c7bcfcbdc730169d6539cedbbc50a625c477ce97ccd54505438d82203",
+                "classes": [3, 2, 9, 2, 3, 9, 9, 6, 7, 2, 8, 1, 6, 6, 7, 0],
+                "label0": "578fb819b48581e79571c10d2f0bfb34cb116f81bf765e0c2dbf89d206e6fb5b",
+                "walk": "d46992fa3b4dde3a7d97604fd0726282cb2c079f8c75f7936da422663fbcea44",
+            },
         },
     },
 }
