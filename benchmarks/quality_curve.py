@@ -22,7 +22,7 @@ import sys
 import time
 
 from training.__main__ import _add_train_args, config_from_args
-from training.evaluate import EvaluatorSettings, get_evaluator, measure, real_features, sample_trainer
+from training.evaluate import EvaluatorSettings, evaluator_for, measure, real_features, sample_trainer
 from training.trainer import CHECKPOINT, Trainer
 
 
@@ -52,10 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = config_from_args(args)
     args = argparse.Namespace(**vars(args), **extra)
     trainer = Trainer(cfg, args.out)
-    settings = EvaluatorSettings()
-    if args.evaluator_epochs is not None:
-        settings = EvaluatorSettings(epochs=args.evaluator_epochs)
-    evaluator = get_evaluator(trainer.dataset, settings)
+    # no evaluator for a data set without classes: its figures are label-free, as `evaluate` measures them
+    evaluator = evaluator_for(trainer.dataset, EvaluatorSettings(epochs=args.evaluator_epochs))
     reals = real_features(trainer.dataset, evaluator)  # the real features and label-free reference, once
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "config.json").write_text(trainer.cfg.to_json())

@@ -92,16 +92,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import torch
-
     from training.data import DatasetError
     from training.evaluate import evaluate_model, format_table
     from training.onnx_generator import GeneratorFileError
 
-    torch.set_num_threads(args.threads)
     measured = _measure_settings(args)
-    if isinstance(measured, str):
-        print(f"error: {measured}", file=sys.stderr)
+    if measured is None:
         return 2
     settings, ae_settings = measured
     curve = None
@@ -160,14 +156,22 @@ def _add_measure_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
 
 
-def _measure_settings(args: argparse.Namespace) -> tuple[object, object] | str:
-    """(evaluator settings, autoencoder settings) from the flags, or the error message."""
+def _measure_settings(args: argparse.Namespace) -> tuple[object, object] | None:
+    """(evaluator settings, autoencoder settings) from the flags, with torch's thread count set; None after
+    printing the error when a flag is out of range."""
+    import torch
+
     from training.evaluate import AutoencoderSettings, EvaluatorSettings
 
+    error = None
     if args.samples < 100:
-        return f"--samples must be at least 100, got {args.samples}"
-    if args.autoencoder_steps is not None and args.autoencoder_steps < 1:
-        return f"--autoencoder-steps must be at least 1, got {args.autoencoder_steps}"
+        error = f"--samples must be at least 100, got {args.samples}"
+    elif args.autoencoder_steps is not None and args.autoencoder_steps < 1:
+        error = f"--autoencoder-steps must be at least 1, got {args.autoencoder_steps}"
+    if error:
+        print(f"error: {error}", file=sys.stderr)
+        return None
+    torch.set_num_threads(args.threads)
     ae = AutoencoderSettings()
     if args.autoencoder_steps is not None:
         ae = AutoencoderSettings(steps=args.autoencoder_steps)
@@ -175,15 +179,11 @@ def _measure_settings(args: argparse.Namespace) -> tuple[object, object] | str:
 
 
 def cmd_curve(args: argparse.Namespace) -> int:
-    import torch
-
     from training.data import DatasetError
     from training.evaluate import curve_lines, measure_curve, plot_curve
 
-    torch.set_num_threads(args.threads)
     settings = _measure_settings(args)
-    if isinstance(settings, str):
-        print(f"error: {settings}", file=sys.stderr)
+    if settings is None:
         return 2
     log = None
     if args.json:

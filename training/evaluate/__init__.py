@@ -50,17 +50,25 @@ from training.evaluate.label_free import (
     set_figures,
 )
 from training.evaluate.metrics import frechet_distance, mean_pairwise_distance
-from training.evaluate.quality import Quality, RealFeatures, format_table, has_classes, measure, real_features
+from training.evaluate.quality import (
+    Quality,
+    RealFeatures,
+    evaluator_for,
+    format_table,
+    has_classes,
+    measure,
+    real_features,
+)
 from training.evaluate.sampling import evaluate_model, load_for_evaluation, sample_model
 from training.evaluate.targets import check_label_free_targets, check_targets
 
 __all__ = [
-    "Autoencoder", "AutoencoderSettings", "EVALUATOR_VERSION", "Evaluator", "EvaluatorNet",
+    "EVALUATOR_VERSION", "Autoencoder", "AutoencoderSettings", "Evaluator", "EvaluatorNet",
     "EvaluatorSettings", "LabelFree", "LabelFreeSettings", "Quality", "RealFeatures", "Reference",
     "SetFigures", "check_label_free_targets", "check_targets", "compare", "curve_lines", "curve_markdown",
-    "default_cache_dir", "evaluate_model", "fit_reference", "format_table", "frechet_distance",
-    "get_autoencoder", "get_evaluator", "has_classes", "kept_checkpoints", "load_for_evaluation",
-    "mean_pairwise_distance", "measure", "measure_curve", "ndb_test", "plot_curve", "read_curve",
-    "real_features", "sample_model", "sample_trainer", "set_figures", "split_indices", "train_autoencoder",
-    "train_evaluator",
+    "default_cache_dir", "evaluate_model", "evaluator_for", "fit_reference", "format_table",
+    "frechet_distance", "get_autoencoder", "get_evaluator", "has_classes", "kept_checkpoints",
+    "load_for_evaluation", "mean_pairwise_distance", "measure", "measure_curve", "ndb_test", "plot_curve",
+    "read_curve", "real_features", "sample_model", "sample_trainer", "set_figures", "split_indices",
+    "train_autoencoder", "train_evaluator",
 ]  # fmt: skip

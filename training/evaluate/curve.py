@@ -28,9 +28,9 @@ from service.contract import generate
 from training.config import TrainConfig
 from training.data import load_dataset
 from training.evaluate.autoencoder import AutoencoderSettings
-from training.evaluate.evaluator import Evaluator, EvaluatorSettings, get_evaluator
+from training.evaluate.evaluator import EvaluatorSettings
 from training.evaluate.label_free import FIGURES
-from training.evaluate.quality import COVERAGE_SHARE, Quality, has_classes, measure, real_features
+from training.evaluate.quality import COVERAGE_SHARE, Quality, evaluator_for, measure, real_features
 from training.trainer import CHECKPOINT, CONFIG, KEPT, Trainer, evaluating
 
 _KEPT_NAME = re.compile(r"step-(\d+)\.pt")
@@ -154,7 +154,7 @@ def measure_curve(
     m = cfg.model
     # The real data as `evaluate` loads it for the exported file, so the figures are the ones it would print.
     real = load_dataset(cfg.dataset, m.image_size, m.channels, cfg.data_dir)
-    evaluator: Evaluator | None = get_evaluator(real, settings, cache_dir) if has_classes(real) else None
+    evaluator = evaluator_for(real, settings, cache_dir)
     reals = real_features(real, evaluator, None, cache_dir, autoencoder_settings)  # fitted once for all rows
     trainer = Trainer(cfg, run, dataset=real)
     rows: list[dict[str, Any]] = []

@@ -10,7 +10,7 @@ import numpy as np
 
 from training.data import ImageDataset
 from training.evaluate.autoencoder import Autoencoder, AutoencoderSettings, get_autoencoder
-from training.evaluate.evaluator import Evaluator, split_indices
+from training.evaluate.evaluator import Evaluator, EvaluatorSettings, get_evaluator, split_indices
 from training.evaluate.label_free import (
     FIGURES,
     LabelFree,
@@ -55,6 +55,14 @@ class Quality:
 def has_classes(real: ImageDataset) -> bool:
     """Whether the data set's classes can train an evaluator (a single folder of images cannot)."""
     return real.num_classes >= 2
+
+
+def evaluator_for(
+    real: ImageDataset, settings: EvaluatorSettings | None = None, cache_dir: Path | None = None
+) -> Evaluator | None:
+    """The evaluator of ``real`` (trained and cached first when missing); None for a data set without classes,
+    whose figures are label-free."""
+    return get_evaluator(real, settings, cache_dir) if has_classes(real) else None
 
 
 @dataclass

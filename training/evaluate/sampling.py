@@ -9,8 +9,8 @@ import numpy as np
 
 from training.data import ImageDataset, load_dataset
 from training.evaluate.autoencoder import AutoencoderSettings
-from training.evaluate.evaluator import Evaluator, EvaluatorSettings, get_evaluator
-from training.evaluate.quality import Quality, has_classes, measure
+from training.evaluate.evaluator import Evaluator, EvaluatorSettings
+from training.evaluate.quality import Quality, evaluator_for, measure
 
 
 def sample_model(model: Any, count: int, seed: int, batch: int = 500) -> tuple[np.ndarray, np.ndarray | None]:
@@ -68,5 +68,5 @@ def load_for_evaluation(
             f"{path}: the model has {model.info.num_classes} classes but the data set {real.name} has "
             f"{real.num_classes}"
         )
-    evaluator = get_evaluator(real, settings, cache_dir) if has_classes(real) else None
+    evaluator = evaluator_for(real, settings, cache_dir)
     return model, real, evaluator

@@ -67,14 +67,14 @@ def check_targets(q: Quality, conditional: bool) -> list[dict[str, Any]]:
     t = targets_for(q.dataset)
     checks: list[tuple[str, float, str, bool]] = []
     acc = q.label_accuracy or 0.0
-    if conditional and t.label_accuracy_min is not None:
-        checks.append(("label_accuracy", acc, f">= {t.label_accuracy_min}", acc >= t.label_accuracy_min))
-    if conditional and t.label_accuracy_of_evaluator is not None and q.evaluator_accuracy is not None:
-        floor = round(t.label_accuracy_of_evaluator * q.evaluator_accuracy, 4)
-        share = "" if t.label_accuracy_of_evaluator == 1.0 else f"{t.label_accuracy_of_evaluator:g} x "
-        checks.append(("label_accuracy", acc, f">= {floor} ({share}evaluator)", acc >= floor))
-    elif not conditional and t.class_shares and len(q.class_names) >= 2:
-        # class figures mean nothing for a data set without classes
+    if conditional:
+        if t.label_accuracy_min is not None:
+            checks.append(("label_accuracy", acc, f">= {t.label_accuracy_min}", acc >= t.label_accuracy_min))
+        if t.label_accuracy_of_evaluator is not None and q.evaluator_accuracy is not None:
+            floor = round(t.label_accuracy_of_evaluator * q.evaluator_accuracy, 4)
+            share = "" if t.label_accuracy_of_evaluator == 1.0 else f"{t.label_accuracy_of_evaluator:g} x "
+            checks.append(("label_accuracy", acc, f">= {floor} ({share}evaluator)", acc >= floor))
+    elif t.class_shares and len(q.class_names) >= 2:  # class figures mean nothing without classes
         n = len(q.class_names)
         checks.append(("classes_at_5pct", q.classes_at_5pct, f">= {n}", q.classes_at_5pct >= n))
         checks.append(("kl_to_real", q.kl_to_real, f"<= {t.kl_max}", q.kl_to_real <= t.kl_max))
