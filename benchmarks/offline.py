@@ -13,8 +13,8 @@ png worker processes' time on units, as run_job reports it), and bytes per image
 machine other load slows the wall clock far more than it changes what an image costs, so ratios are shown
 both ways: ``/raw img/s`` (offline images/s ÷ raw images/s) and ``/raw CPU`` (raw CPU per image ÷ offline
 CPU per image); each figure is the best of ``--repeat`` interleaved rounds. *encode* is the CPU per image of
-PNG encoding alone (service.imaging.encode_png on one model image): the floor the PNG formats' extra cost
-can approach.
+PNG encoding alone (``encode_png(reproducible=True)``, libdeflate, on one model image): the floor the PNG
+formats' extra cost can approach.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def encode_cost(path: Path, seconds: float = 1.0) -> float:
     image = GeneratorModel(path, intra_threads=1).generate(0, image_indices(0, 1), None)[0][0]
     n, start = 0, cpu_seconds()
     while cpu_seconds() - start < seconds:
-        encode_png(image)
+        encode_png(image, reproducible=True)  # what every offline format writes
         n += 1
     return (cpu_seconds() - start) / n
 

@@ -4,6 +4,7 @@
 #   scripts/train_models.sh                     # every configs/NAME.json, one after the other
 #   scripts/train_models.sh digits-cgan         # just the named ones
 #   PY=/path/to/python RUNS=/tmp/runs scripts/train_models.sh
+#   RESUME=1 scripts/train_models.sh emoji-cgan   # continue an interrupted run from its last checkpoint
 #
 # Each model's training settings are configs/NAME.json (a TrainConfig subset: the settings that differ from
 # the recipe's paper preset, the data and the run's shape); the cards list them. Each is trained on the CPU in
@@ -24,8 +25,19 @@ fi
 
 for name in "${NAMES[@]}"; do
   [ -f "configs/$name.json" ] || { echo "unknown model $name: no configs/$name.json" >&2; exit 2; }
-  rm -rf "$RUNS/$name"
-  "$PY" -m training train --config "configs/$name.json" --no-progress --out "$RUNS/$name"
+  if [ "${RESUME:-0}" = 1 ] && [ -f "$RUNS/$name/checkpoint.pt" ]; then
+    # The run keeps its recorded settings; the config's length and checkpointing apply to the rest of it.
+    # shellcheck disable=SC2046
+    "$PY" -m training train --no-progress --out "$RUNS/$name" --resume $("$PY" -c '
+import json, sys
+c = json.load(open(sys.argv[1]))
+keys = ("steps", "keep_every", "checkpoint_every", "sample_every")
+print(" ".join("--" + k.replace("_", "-") + " " + str(c[k]) for k in keys if k in c))
+' "configs/$name.json")
+  else
+    rm -rf "$RUNS/$name"
+    "$PY" -m training train --config "configs/$name.json" --no-progress --out "$RUNS/$name"
+  fi
   # shellcheck disable=SC2086
   "$PY" -m training export "$RUNS/$name" --out "models/$name.onnx" ${EXPORT[$name]:-}
   # A config with keep_every kept checkpoints along the way: measure them and put the curve in the card.

@@ -22,12 +22,12 @@ import hashlib
 import json
 import re
 import uuid
-import zlib
 from collections.abc import Callable
 from functools import cache
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
+import deflate
 import numpy as np
 
 from service.contract import MAX_SEED, SUPPORTED_CHANNELS, LabelError, inputs_for, resolve_label
@@ -122,12 +122,12 @@ def parse_label(query_string: bytes) -> int | str | list[float] | None:
 @cache
 def encoder_fingerprint() -> str:
     """A digest of what ``encode_png`` makes of fixed images: it changes whenever the PNG bytes for the same
-    pixels would (another encoder, compression level or zlib), and with it every ETag, as a strong validator
-    requires."""
+    pixels would (another encoder, compression level or libdeflate version), and with it every ETag, as a
+    strong validator requires."""
     rng = np.random.default_rng(0)
     probes = (rng.integers(0, 256, size=(8, 8, c), dtype=np.uint8) for c in SUPPORTED_CHANNELS)
     probe = b"".join(encode_png(image, reproducible=True) for image in probes)
-    return hashlib.sha256(probe + zlib.ZLIB_RUNTIME_VERSION.encode()).hexdigest()[:16]
+    return hashlib.sha256(probe + deflate.__version__.encode()).hexdigest()[:16]
 
 
 def etag(model_sha256: str, seed: int, index: int, label: np.ndarray | None) -> str:
@@ -230,7 +230,7 @@ class ImageApp:
         images = await svc.run_model(name, z, rows, request_id)
         if not isinstance(images, np.ndarray):  # the 503 (queue full) or 500 that every route answers
             return await images(scope, receive, send)
-        # zlib, not ISA-L: a strong ETag promises the same bytes, and ISA-L's can vary for the same pixels
+        # libdeflate, not ISA-L: a strong ETag promises the same bytes; ISA-L's can vary for the same pixels
         png = encode_png(images[0], reproducible=True)
         headers["Content-Type"] = "image/png"
         await _send(send, 200, headers, png, head=scope["method"] == "HEAD")

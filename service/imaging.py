@@ -12,6 +12,7 @@ import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
+import deflate  # libdeflate: deterministic deflate for the files that promise the same bytes
 import numpy as np
 
 try:  # ISA-L's deflate: same zlib format, 2–3× faster at level 1 on these images
@@ -47,10 +48,12 @@ def encode_png(
     ``parts`` > 1 compresses that many row ranges at once on the encoder threads (for one large image,
     such as a grid); the result is one valid zlib stream either way.
 
-    ``reproducible``: deflate with the standard library's zlib, whose bytes are a function of the image
-    alone. ISA-L's are not: the same image has been seen to encode to different (equally valid) bytes when
-    encoded on several threads at once (its level buffer is allocated uninitialized; see issue 19), which
-    breaks files that promise byte-identical reruns. Offline formats pass True; HTTP responses need not.
+    ``reproducible``: deflate with libdeflate (the ``deflate`` package), whose bytes are a function of the
+    image and libdeflate's version alone, at 2.7× zlib's speed and zlib's size (README "Offline formats").
+    ISA-L's are not: the same image has been seen to encode to different (equally valid) bytes when encoded
+    on several threads at once (its level buffer is allocated uninitialized; upstream does not promise
+    deterministic output, intel/isa-l#140), which breaks files that promise byte-identical reruns. Offline
+    formats and image URLs (strong ETags) pass True; POST /generate's responses need not.
     """
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in _COLOR_TYPES:
         raise ValueError(f"encode_png: expected uint8 [H, W, 1|2|3|4], got {image.dtype} {list(image.shape)}")
@@ -60,7 +63,7 @@ def encode_png(
     rows[:, 1:] = image.reshape(h, w * c)
     data = memoryview(rows).cast("B")
     if reproducible:
-        idat = zlib.compress(data, compress_level)
+        idat = deflate.zlib_compress(data, compress_level)
     elif parts > 1 and h >= 2 * parts:
         idat = _parallel_deflate(data, rows.shape[1], h, parts, compress_level)
     else:

@@ -138,6 +138,22 @@ def test_real_data_scores_near_perfect(real, evaluator):
     }
 
 
+def test_frechet_floor_is_taken_at_the_samples_size(real, evaluator):
+    """Real images scored as samples have a Fréchet ratio near 1 whatever their number (issue 17): the floor
+    is as many other real images against the rest. Two fixed halves as the floor gave a few hundred real
+    images a ratio of several, because the distance of a finite set grows as the set shrinks."""
+    from training.evaluate.metrics import frechet_distance
+
+    rng = np.random.default_rng(1)
+    few = rng.choice(len(real.images), 150, replace=False)
+    q = measure(real.images[few], evaluator, real, labels=real.labels[few], seed=3)
+    assert 0.6 < q.frechet_ratio < 1.6
+    _, feats = evaluator.predict(real.images)
+    halves = rng.permutation(len(feats))
+    old_floor = frechet_distance(feats[halves[: len(feats) // 2]], feats[halves[len(feats) // 2 :]])
+    assert q.frechet_distance / old_floor > 2.0  # what the halves yardstick said of these real images
+
+
 def test_collapsed_generator_scores_badly(tmp_path, real, evaluator, cache):
     path = tmp_path / "collapsed.onnx"
     constant_generator(path, real.as_float()[0])  # the first digit, forever

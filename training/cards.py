@@ -231,7 +231,7 @@ def card_markdown(card: dict[str, Any], q: Quality, class_names: list[str] | Non
         f"| classes with ≥ 5% of samples | {q.classes_at_5pct} / {len(q.class_names)} |",
         f"| KL(samples ‖ real) of the class histogram | {q.kl_to_real:.4f} |",
         f"| Fréchet distance (evaluator features) | {q.frechet_distance:.3f} |",
-        f"| same, real vs real (two halves) | {q.frechet_real_vs_real:.3f} |",
+        f"| same, real vs real (as many real images as samples vs the rest) | {q.frechet_real_vs_real:.3f} |",
         f"| ratio | {q.frechet_ratio:.2f} |",
         f"| within-class diversity / real | {q.diversity_ratio:.3f} |",
         "",

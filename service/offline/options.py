@@ -16,7 +16,7 @@ class Options:
 
     batch_size: int = 256
     workers: int = 1  # processes, each writing whole units (png: spreads the encoding over the cores)
-    streams: int = 1  # concurrent model calls per process (threads; ORT, numpy and zlib release the GIL)
+    streams: int = 1  # concurrent model calls per process (threads; ORT and numpy release the GIL)
     threads: int = 1  # ORT intra-op threads per model call
     progress: bool = True
     manifest_every_s: float = 5.0

@@ -6,7 +6,8 @@ noise contract and the uint8 post-processing) and compare the samples with the r
 
 - class figures, by a classifier ensemble trained on the data set's classes (``evaluator``): label accuracy
   (conditional models), class histogram, classes holding ≥ 5% of the samples, KL(generated ‖ real);
-- Fréchet distance and within-class diversity on features (``metrics``), beside two halves of the real data;
+- Fréchet distance and within-class diversity on features (``metrics``), beside real data of the samples'
+  size;
 - label-free mode-collapse figures (``label_free``): NDB/K and JS, precision/recall, density/coverage,
   near-duplicates and copies of training images, each beside held-out real data — in the evaluator's feature
   space, or for data without classes in the code of an autoencoder trained on the images (``autoencoder``);

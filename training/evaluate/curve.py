@@ -107,7 +107,7 @@ def curve_row(q: Quality, step: int, cpu_s: float, wall_s: float, generator: str
         figures["classes_at_5pct"] = q.classes_at_5pct
         real["classes_at_5pct"] = int(sum(h >= COVERAGE_SHARE for h in q.real_class_histogram))
         figures["kl_to_real"], real["kl_to_real"] = q.kl_to_real, 0.0
-    figures["frechet_ratio"], real["frechet_ratio"] = q.frechet_ratio, 1.0  # real vs real halves = 1
+    figures["frechet_ratio"], real["frechet_ratio"] = q.frechet_ratio, 1.0  # real vs real = 1 by definition
     figures["diversity_ratio"], real["diversity_ratio"] = q.diversity_ratio, 1.0
     for name in FIGURES:
         figures[name] = round(getattr(lf.samples, name), 5)

@@ -44,7 +44,7 @@ class UnitContext:
     def batches(self, indices: np.ndarray, encode: Callable[[Batch], Any] | None = None) -> Iterator[Any]:
         """``encode(batch)`` for each model call over ``indices``, in order, from GeneratorModel.generate
         (the service's code path). With ``opts.streams`` > 1 that many batches are generated *and encoded*
-        at once on threads (ORT, numpy and zlib release the GIL), at most ``2 × streams`` in flight so
+        at once on threads (ORT and numpy release the GIL), at most ``2 × streams`` in flight so
         memory stays bounded. Progress is reported as each batch is handed over."""
         job, model, label, size = self.job, self.model, self.label_row(), self.opts.batch_size
 
