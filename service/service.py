@@ -94,7 +94,7 @@ QUEUE_REFUSED = bentoml.metrics.Counter(
 )
 LEAN_REQUESTS = bentoml.metrics.Histogram(
     name="ganserve_lean_request_seconds",
-    documentation="Requests answered on the lean path (which BentoML's request metrics do not see), "
+    documentation="Requests answered on the lean path (BentoML's request series count them too), "
     "seconds from the body's arrival to the last byte sent",
     labelnames=["endpoint", "http_response_code"],
     buckets=_SECONDS,

@@ -109,6 +109,36 @@ def test_lean_path_answers_exactly_as_bentoml(rgba_server):
     assert "server-timing" in r.headers
 
 
+def _counter(metrics: str, name: str, **labels: str) -> float:
+    """Sum of ``name{...}`` over the label sets that hold ``labels`` (0 when none is listed yet)."""
+    want = [f'{k}="{v}"' for k, v in labels.items()]
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith(name + "{") and all(w in line for w in want)
+    )
+
+
+def test_lean_requests_are_counted_by_bentoml_and_by_the_lean_histogram(rgba_server):
+    """BentoML's request series sit outside the lean path, so they count every request, lean or not; the
+    lean histogram counts those the lean path answered (README "Health and metrics")."""
+
+    def counts() -> tuple[float, float]:
+        page = httpx.get(rgba_server.url + "/metrics", timeout=10).text
+        code = {"endpoint": "/generate", "http_response_code": "200"}
+        return (
+            _counter(page, "bentoml_service_request_total", **code),
+            _counter(page, "ganserve_lean_request_seconds_count", **code),
+        )
+
+    before = counts()
+    for seed in range(3):
+        body = {"model": MODEL, "seed": seed, "format": "npy"}
+        assert post(rgba_server, "/generate", body).status_code == 200
+    after = counts()
+    assert (after[0] - before[0], after[1] - before[1]) == (3, 3)
+
+
 def test_lean_and_bentoml_routes_agree(sprites_dir):
     """One request through the lean path and through BentoML's route (lean routes removed), in a fresh
     process (the service module reads its settings at import): same status, bytes and headers."""
