@@ -207,6 +207,10 @@ def encoder_rows(path: Path, count: int, rounds: int) -> list[list]:
         ("png", "before: zlib 1, one core"): lambda: [zlib_png(i) for i in images],
         ("png", "ISA-L 1, one core"): lambda: [encode_png(i) for i in images],
         ("png", "after: ISA-L 1, all cores"): lambda: encode_pngs_sync(images),
+        # What offline files and image URLs use: bytes that are a function of the image (issue 19)
+        ("png", "reproducible: libdeflate 1, one core"): lambda: [
+            encode_png(i, reproducible=True) for i in images
+        ],
         ("grid", "before: zlib 1, one core"): lambda: zlib_png(tile(images)),
         ("grid", "after: ISA-L 1, split over all cores"): lambda: encode_png(
             tile(images), parts=os.cpu_count() or 1

@@ -49,7 +49,7 @@ def encode_png(
     such as a grid); the result is one valid zlib stream either way.
 
     ``reproducible``: deflate with libdeflate (the ``deflate`` package), whose bytes are a function of the
-    image and libdeflate's version alone, at 2.7× zlib's speed and zlib's size (README "Offline formats").
+    image and libdeflate's version alone, at 2.2× zlib's speed and zlib's size (README "Offline generation").
     ISA-L's are not: the same image has been seen to encode to different (equally valid) bytes when encoded
     on several threads at once (its level buffer is allocated uninitialized; upstream does not promise
     deterministic output, intel/isa-l#140), which breaks files that promise byte-identical reruns. Offline

@@ -81,14 +81,14 @@ GOLDEN = {
                 "walk": "2fc26d6cc97d45a7cbcef1492af22562e674004030237912e897a27f26e54363",
             },
             "emoji-cgan": {
-                "drawn": "6c0738b2d84bb92d6232903068093acea208e596f319707a0a914cc7e931679c",
+                "drawn": "48bc42711d65b01403c1401f5fce76bd95ee88f23d766becd203b06a434669d1",
                 "classes": [3, 8, 1, 8, 0, 1, 1, 6, 5, 0, 8, 2, 7, 5, 6, 7],
-                "label0": "3001b2b8ae1eb7668eaa6518c7c73f685d5bd6c08a157146559c49d6aa6fd0c8",
-                "walk": "dd1a4ecd7ac0ff4d1529fb345a8987dfe6bd4ac8e3be3f4f16df89b517de56f0",
+                "label0": "a078d3b39eea30cc3256bc723636d5362d789881da777099b3d0e90580b2771d",
+                "walk": "a215f8ed8ccd9add918158c7e6eb1b9b07254b8f8570d96fa143db3911e91f77",
             },
             "emoji-dcgan": {
-                "drawn": "0c2d447645e04a8ebe47e0e348efc4bf797942eef3320a8db6502836e2fc47f1",
-                "walk": "5fec18c76c3710dee2c197febbe8f3a902ff568a3b06f319cea3ec253fd3fb98",
+                "drawn": "2e1439f6a12796c5310e0fda30ea2f1254d9c7c2f204542847c0e80d188a0f5e",
+                "walk": "87153b2006d50a9dd3b461a9f10eb95d7c9be8508a28eb6144737741ca6bdf08",
             },
             "fashion-cgan": {
                 "drawn": "bf161b6c7bcfcbdc730169d6539cedbbc50a625c477ce97ccd54505438d82203",
