@@ -12,8 +12,12 @@ import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
-import deflate  # libdeflate: deterministic deflate for the files that promise the same bytes
 import numpy as np
+
+try:  # libdeflate: deterministic deflate for the files that promise the same bytes (a serving dependency)
+    import deflate
+except ImportError:  # training-only environments (e.g. a GPU box running the checkout) never need it
+    deflate = None
 
 try:  # ISA-L's deflate: same zlib format, 2–3× faster at level 1 on these images
     from isal import isal_zlib as _deflate
@@ -63,6 +67,8 @@ def encode_png(
     rows[:, 1:] = image.reshape(h, w * c)
     data = memoryview(rows).cast("B")
     if reproducible:
+        if deflate is None:  # no fallback: other bytes would break the promise these callers make
+            raise RuntimeError("encode_png(reproducible=True) needs the 'deflate' package (libdeflate)")
         idat = deflate.zlib_compress(data, compress_level)
     elif parts > 1 and h >= 2 * parts:
         idat = _parallel_deflate(data, rows.shape[1], h, parts, compress_level)

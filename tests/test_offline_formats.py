@@ -506,6 +506,21 @@ def test_tar_headers_are_the_standard_librarys():
         assert len(member) % 512 == 0 and member[512 : 512 + len(data)] == data
 
 
+def test_without_libdeflate_training_imports_and_reproducible_pngs_refuse():
+    """A training-only environment (the GPU check runs the checkout without installing it) needs no
+    ``deflate``; asking for reproducible PNG bytes there fails loudly instead of giving other bytes."""
+    code = (
+        "import sys; sys.modules['deflate'] = None\n"
+        "import numpy as np, training.trainer, service.imaging as im\n"
+        "assert im.encode_png(np.zeros((4, 4, 4), np.uint8)).startswith(b'\\x89PNG')\n"
+        "try:\n    im.encode_png(np.zeros((4, 4, 4), np.uint8), reproducible=True)\n"
+        "except RuntimeError as e:\n    print(e)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "needs the 'deflate' package" in proc.stdout
+
+
 def test_offline_pngs_are_the_reproducible_encoders():
     """encode_png(reproducible=True), which every offline format uses, is libdeflate's deflate: bytes that
     depend on the image alone (issue 19), for every channel count the service supports, and the same when
