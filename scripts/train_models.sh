@@ -26,13 +26,15 @@ fi
 for name in "${NAMES[@]}"; do
   [ -f "configs/$name.json" ] || { echo "unknown model $name: no configs/$name.json" >&2; exit 2; }
   if [ "${RESUME:-0}" = 1 ] && [ -f "$RUNS/$name/checkpoint.pt" ]; then
-    # The run keeps its recorded settings; the config's length and checkpointing apply to the rest of it.
+    # The run keeps its recorded settings; the config's resumable ones (steps, keep_every, …: the fields
+    # marked `resume` in training/config.py) apply to the rest of it.
     # shellcheck disable=SC2046
     "$PY" -m training train --no-progress --out "$RUNS/$name" --resume $("$PY" -c '
 import json, sys
+from training.flags import config_flags
 c = json.load(open(sys.argv[1]))
-keys = ("steps", "keep_every", "checkpoint_every", "sample_every")
-print(" ".join("--" + k.replace("_", "-") + " " + str(c[k]) for k in keys if k in c))
+top = [fl for fl in config_flags() if fl.resumable and fl.section is None and c.get(fl.name) is not None]
+print(" ".join(f"{fl.flag} {c[fl.name]}" for fl in top))
 ' "configs/$name.json")
   else
     rm -rf "$RUNS/$name"

@@ -109,14 +109,16 @@ def test_lean_path_answers_exactly_as_bentoml(rgba_server):
     assert "server-timing" in r.headers
 
 
-def _counter(metrics: str, name: str, **labels: str) -> float:
-    """Sum of ``name{...}`` over the label sets that hold ``labels`` (0 when none is listed yet)."""
+def _counter(metrics: str, name: str, **labels: str) -> float | None:
+    """Sum of ``name{...}`` over the label sets that hold ``labels`` in a Prometheus text page; None when no
+    label set matches."""
     want = [f'{k}="{v}"' for k, v in labels.items()]
-    return sum(
+    values = [
         float(line.rsplit(" ", 1)[1])
         for line in metrics.splitlines()
         if line.startswith(name + "{") and all(w in line for w in want)
-    )
+    ]
+    return sum(values) if values else None
 
 
 def test_lean_requests_are_counted_by_bentoml_and_by_the_lean_histogram(rgba_server):
@@ -127,8 +129,8 @@ def test_lean_requests_are_counted_by_bentoml_and_by_the_lean_histogram(rgba_ser
         page = httpx.get(rgba_server.url + "/metrics", timeout=10).text
         code = {"endpoint": "/generate", "http_response_code": "200"}
         return (
-            _counter(page, "bentoml_service_request_total", **code),
-            _counter(page, "ganserve_lean_request_seconds_count", **code),
+            _counter(page, "bentoml_service_request_total", **code) or 0.0,
+            _counter(page, "ganserve_lean_request_seconds_count", **code) or 0.0,
         )
 
     before = counts()
@@ -255,13 +257,9 @@ def test_full_queue_answers_503_and_metrics_show_saturation(bounded_server):
 
 def _sample(metrics: str, name: str, model: str) -> float:
     """The value of ``name{model=...}`` in a Prometheus text page (summed over label sets)."""
-    total, found = 0.0, False
-    for line in metrics.splitlines():
-        if line.startswith(name + "{") and f'model="{model}"' in line:
-            total += float(line.rsplit(" ", 1)[1])
-            found = True
-    assert found, f"{name} for {model} missing from /metrics"
-    return total
+    value = _counter(metrics, name, model=model)
+    assert value is not None, f"{name} for {model} missing from /metrics"
+    return value
 
 
 # --- provider choice -------------------------------------------------------------------------------------
