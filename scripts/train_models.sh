@@ -9,6 +9,7 @@
 # Each model's training settings are configs/NAME.json (a TrainConfig subset: the settings that differ from
 # the recipe's paper preset, the data and the run's shape); the cards list them. Each is trained on the CPU in
 # fp32 with one torch thread (its CPU-seconds are recorded in the ONNX metadata and the card), as shipped.
+# configs/NAME.notes.md (optional) goes into the card's Notes section.
 # EXPORT holds export options (truncation ψ: the file samples G(ψ·z); chosen with benchmarks/truncation.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,6 +49,9 @@ print(" ".join(f"{fl.flag} {c[fl.name]}" for fl in top))
     "$PY" -m training curve "$RUNS/$name" --json "$RUNS/$name/curve.jsonl"
     CURVE=(--curve "$RUNS/$name/curve.jsonl")
   fi
-  "$PY" -m training evaluate "models/$name.onnx" --card --json "$RUNS/$name/quality.json" "${CURVE[@]}"
+  # configs/NAME.notes.md, when there is one: what the figures leave out (a measured limit), in the card.
+  NOTES=()
+  [ -f "configs/$name.notes.md" ] && NOTES=(--notes "configs/$name.notes.md")
+  "$PY" -m training evaluate "models/$name.onnx" --card --json "$RUNS/$name/quality.json" "${CURVE[@]}" "${NOTES[@]}"
 done
 "$PY" scripts/results_table.py models/*.json

@@ -165,6 +165,24 @@ def test_curve_of_a_conditional_digits_run_and_its_card(tmp_path, cache):
     assert [line.split(" | ")[0] for line in table[1:]] == ["| 2", "| 4", "| 6", "| real vs real"]
     assert _png(model.parent / "tiny-cgan-curve.png").size[0] > 400
 
+    # Re-evaluating the same file (scripts/evaluate_models.sh) keeps its curve; notes join the card.
+    notes = tmp_path / "notes.md"
+    notes.write_text("Weight clipping levels off at **KL 0.05** here.\n")
+    bad = run_cli(*evaluate[:-1], "--notes", str(notes), check=False)
+    assert bad.returncode == 2 and "add --card" in bad.stderr
+    run_cli(*evaluate, "--notes", str(notes))
+    run_cli(*evaluate)
+    kept_md, kept = model.with_suffix(".md").read_text(), json.loads(model.with_suffix(".json").read_text())
+    assert kept["curve"] == rows and kept["notes"] == "Weight clipping levels off at **KL 0.05** here."
+    assert "## Notes\n\nWeight clipping levels off at **KL 0.05** here.\n" in kept_md
+    assert kept_md.index("## Notes") < kept_md.index("## Quality against training time")
+    # Another file under the same name (a new export) starts without them: they described the old one.
+    run_cli("training", "export", str(run), "--out", str(model), "--truncation", "0.5")
+    run_cli(*evaluate)
+    fresh_md, fresh = model.with_suffix(".md").read_text(), json.loads(model.with_suffix(".json").read_text())
+    assert fresh["sha256"] != kept["sha256"] and "curve" not in fresh and "notes" not in fresh
+    assert "## Notes" not in fresh_md and "## Quality against training time" not in fresh_md
+
 
 def test_curve_and_card_of_an_rgba_run_without_classes(tmp_path, cache):
     data = write_sprites(tmp_path / "data", count=48, size=16)

@@ -73,8 +73,8 @@ GOLDEN = {
                 "walk": "022a521d0861e3e9dc21a88eab508d24f3355032643eed152877ee6d59bd0a06",
             },
             "digits-wgan": {
-                "drawn": "58e631cb1e1def09a4cc80dff6bd672ee8e1b26eaa044b7ef1084e327a116a60",
-                "walk": "55e7ae1f474262f76a585632300a914cb3c6dcc3edc4294380762e5737561f11",
+                "drawn": "e57cb514f3104778b80ae054cb11c7fc18207e4e21dde6a5bfb8a7cc4a763779",
+                "walk": "7f47a31c11bdac77de475b0f22c566d17daeb1427cbb34591794d4f8b2daa6db",
             },
             "digits-wgan-gp": {
                 "drawn": "ee07cf3bed8c5d25d41feba38c87e7f66b50412084522efbb77fd83b267fb38a",

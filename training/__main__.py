@@ -112,6 +112,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             print(f"error: --curve: {exc}", file=sys.stderr)
             return 2
+    notes = None
+    if args.notes is not None:
+        if not args.card:
+            print("error: --notes goes into the model card: add --card", file=sys.stderr)
+            return 2
+        try:
+            notes = args.notes.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"error: --notes: {exc}", file=sys.stderr)
+            return 2
     try:
         quality, model = evaluate_model(
             args.model, args.dataset, args.samples, args.seed, args.data_dir, args.cache_dir, settings,
@@ -127,7 +137,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.card:
         from training.cards import write_card
 
-        paths = write_card(model, quality, curve=curve)
+        paths = write_card(model, quality, curve=curve, notes=notes)
         print("card: " + ", ".join(str(p) for p in paths.values()))
     return 0
 
@@ -247,7 +257,14 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=None,
         help="with --card: a curve of the model's run (`curve RUN --json FILE`) to put in the card, with its "
-        "plot NAME-curve.png",
+        "plot NAME-curve.png (default: the curve the card already holds for the same file)",
+    )
+    v.add_argument(
+        "--notes",
+        type=Path,
+        default=None,
+        help="with --card: a Markdown file of notes for the card's Notes section, e.g. a measured limit "
+        "(default: the notes the card already holds for the same file)",
     )
     c = sub.add_parser(
         "curve",

@@ -112,12 +112,19 @@ def card_grid(model: Any, seed: int = 0) -> np.ndarray:
 
 
 def write_card(
-    model: Any, quality: Quality, out_dir: Path | None = None, curve: list[dict[str, Any]] | None = None
+    model: Any,
+    quality: Quality,
+    out_dir: Path | None = None,
+    curve: list[dict[str, Any]] | None = None,
+    notes: str | None = None,
 ) -> dict[str, Path]:
     """Write NAME.json, NAME.md and NAME.png beside the model (or in ``out_dir``); return their paths.
 
     ``curve``: rows of ``python -m training curve`` for the model's run; the card then holds them (JSON
     ``curve``), shows them as a table and beside it the plot NAME-curve.png (path ``curve_png``).
+    ``notes``: Markdown written by people (what the figures leave out: a measured limit, a caveat), shown
+    under "Notes". Either left out keeps what the card already held for the same file (same sha256), so
+    re-evaluating a model does not drop its curve or notes; a different file starts without them.
     """
     if model.info.config is None:
         raise ValueError(f"{model.path}: the metadata holds no training config; a card needs one")
@@ -144,15 +151,29 @@ def write_card(
         "config": json.loads(model.info.config),
         "quality": quality.to_dict(),
     }
+    paths = {"json": folder / f"{name}.json", "md": folder / f"{name}.md", "png": folder / f"{name}.png"}
+    before = _previous_card(paths["json"], model.info.sha256)
+    curve = curve if curve is not None else before.get("curve")
+    notes = notes if notes is not None else before.get("notes")
+    if notes:
+        card["notes"] = notes.strip()
     if curve is not None:
         card["curve"] = curve
-    paths = {"json": folder / f"{name}.json", "md": folder / f"{name}.md", "png": folder / f"{name}.png"}
     paths["json"].write_text(json.dumps(card, indent=2) + "\n")
     paths["png"].write_bytes(encode_png(card_grid(model), compress_level=9))
     paths["md"].write_text(card_markdown(card, quality, model.info.class_names))
     if curve is not None:
         paths["curve_png"] = plot_curve(curve, folder / f"{name}-curve.png", title=name)
     return paths
+
+
+def _previous_card(path: Path, sha256: str) -> dict[str, Any]:
+    """The card at ``path`` if it describes the file of this ``sha256``, else ``{}``."""
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return card if isinstance(card, dict) and card.get("sha256") == sha256 else {}
 
 
 def _sampling_text(truncation: float) -> str:
@@ -246,6 +267,8 @@ def card_markdown(card: dict[str, Any], q: Quality, class_names: list[str] | Non
     lines += _target_lines(q.targets)
     if q.label_free is not None:
         lines += label_free_markdown(q.label_free)
+    if card.get("notes"):
+        lines += ["", "## Notes", "", card["notes"]]
     if card.get("curve"):
         lines += curve_section(card["name"], card["curve"])
     return "\n".join(lines) + "\n"
