@@ -81,10 +81,10 @@ GOLDEN = {
                 "walk": "2fc26d6cc97d45a7cbcef1492af22562e674004030237912e897a27f26e54363",
             },
             "emoji-cgan": {
-                "drawn": "48bc42711d65b01403c1401f5fce76bd95ee88f23d766becd203b06a434669d1",
+                "drawn": "e8ad5aba9ec83931ba09e3b601e5c9eeceb416a588d0609c3a719efa27fe61af",
                 "classes": [3, 8, 1, 8, 0, 1, 1, 6, 5, 0, 8, 2, 7, 5, 6, 7],
-                "label0": "a078d3b39eea30cc3256bc723636d5362d789881da777099b3d0e90580b2771d",
-                "walk": "a215f8ed8ccd9add918158c7e6eb1b9b07254b8f8570d96fa143db3911e91f77",
+                "label0": "6ad1d7e67364c570de0d6fb723ae11ba5754daa4e29da41541cacdd80f4905b5",
+                "walk": "53854582478cec8f827354f45879d035948a2e2aa9d363ee41fb611982a286d7",
             },
             "emoji-dcgan": {
                 "drawn": "2e1439f6a12796c5310e0fda30ea2f1254d9c7c2f204542847c0e80d188a0f5e",
