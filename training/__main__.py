@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from training.config import TrainConfig
 from training.flags import add_config_flags, apply, config_flags, config_from_args, given_flags
@@ -93,35 +95,19 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from training.data import DatasetError
-    from training.evaluate import evaluate_model, format_table
+    from training.evaluate import evaluate_model, format_table, read_curve
     from training.onnx_generator import GeneratorFileError
 
     measured = _measure_settings(args)
     if measured is None:
         return 2
     settings, ae_settings = measured
-    curve = None
-    if args.curve is not None:
-        from training.evaluate import read_curve
-
-        if not args.card:
-            print("error: --curve goes into the model card: add --card", file=sys.stderr)
-            return 2
-        try:
-            curve = read_curve(args.curve)
-        except (OSError, ValueError) as exc:
-            print(f"error: --curve: {exc}", file=sys.stderr)
-            return 2
-    notes = None
-    if args.notes is not None:
-        if not args.card:
-            print("error: --notes goes into the model card: add --card", file=sys.stderr)
-            return 2
-        try:
-            notes = args.notes.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            print(f"error: --notes: {exc}", file=sys.stderr)
-            return 2
+    try:
+        curve = _card_input(args, "curve", read_curve)
+        notes = _card_input(args, "notes", lambda path: path.read_text())
+    except _CardInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         quality, model = evaluate_model(
             args.model, args.dataset, args.samples, args.seed, args.data_dir, args.cache_dir, settings,
@@ -140,6 +126,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         paths = write_card(model, quality, curve=curve, notes=notes)
         print("card: " + ", ".join(str(p) for p in paths.values()))
     return 0
+
+
+class _CardInputError(Exception):
+    """A card's input flag without --card, or a file it cannot read."""
+
+
+def _card_input(args: argparse.Namespace, name: str, read: Callable[[Path], Any]) -> Any:
+    """What ``--NAME FILE`` puts into the model card (``read(FILE)``), or None without the flag."""
+    path = getattr(args, name)
+    if path is None:
+        return None
+    if not args.card:
+        raise _CardInputError(f"--{name} goes into the model card: add --card")
+    try:
+        return read(path)
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        raise _CardInputError(f"--{name}: {exc}") from exc
 
 
 def _add_measure_args(p: argparse.ArgumentParser) -> None:
