@@ -91,10 +91,10 @@ GOLDEN = {
                 "walk": "87153b2006d50a9dd3b461a9f10eb95d7c9be8508a28eb6144737741ca6bdf08",
             },
             "fashion-cgan": {
-                "drawn": "bf161b6c7bcfcbdc730169d6539cedbbc50a625c477ce97ccd54505438d82203",
+                "drawn": "645d6b8365e60f3f64e41e1b31f555e0dac48850cc93345319f2e71f7ae992e0",
                 "classes": [3, 2, 9, 2, 3, 9, 9, 6, 7, 2, 8, 1, 6, 6, 7, 0],
-                "label0": "578fb819b48581e79571c10d2f0bfb34cb116f81bf765e0c2dbf89d206e6fb5b",
-                "walk": "d46992fa3b4dde3a7d97604fd0726282cb2c079f8c75f7936da422663fbcea44",
+                "label0": "f98ed0d6df714de3c57bf83b170ab4ce6e354028d21861b265d12d58a3c48026",
+                "walk": "050b1674db6cc5da9019ae42babb4173cc93cffcadcd846883fdb6ad9a69e729",
             },
         },
     },
