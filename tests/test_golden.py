@@ -87,8 +87,8 @@ GOLDEN = {
                 "walk": "53854582478cec8f827354f45879d035948a2e2aa9d363ee41fb611982a286d7",
             },
             "emoji-dcgan": {
-                "drawn": "2e1439f6a12796c5310e0fda30ea2f1254d9c7c2f204542847c0e80d188a0f5e",
-                "walk": "87153b2006d50a9dd3b461a9f10eb95d7c9be8508a28eb6144737741ca6bdf08",
+                "drawn": "dd47204e6f11c885c633abbaa018922ea42a41af25b0fd958add4558ea53d457",
+                "walk": "21073f7360a0051e0d773237817d6609422e0f5a578d0e9639fb33b97e9e3c45",
             },
             "fashion-cgan": {
                 "drawn": "645d6b8365e60f3f64e41e1b31f555e0dac48850cc93345319f2e71f7ae992e0",
