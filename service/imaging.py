@@ -9,6 +9,7 @@ import asyncio
 import math
 import os
 import struct
+import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
@@ -79,24 +80,43 @@ def encode_png(
 
 
 def encode_pngs_sync(images: np.ndarray, compress_level: int = PNG_COMPRESS_LEVEL) -> list[bytes]:
-    """uint8 images [N, H, W, C] → one PNG each, spread over the encoder threads (deflate drops the GIL)."""
-    n = len(images)
-    workers = min(ENCODE_THREADS, n)
-    if workers <= 1 or n * images[0].size < _PARALLEL_MIN_BYTES:
-        return [encode_png(img, compress_level) for img in images]
-    bounds = np.linspace(0, n, workers + 1).astype(int)  # one contiguous slice per thread: few hand-offs
-    jobs = [
-        _pool().submit(lambda a, b: [encode_png(img, compress_level) for img in images[a:b]], a, b)
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-    ]
+    """uint8 images [N, H, W, C] → one PNG each, spread over the encoder threads (deflate drops the GIL).
+
+    Blocks until done: call it from a thread of your own, never from an encoder thread (it waits on them).
+    """
+    slices = _slices(images)
+    if len(slices) <= 1:
+        return _encode_slice(images, 0, len(images), compress_level)
+    jobs = [_pool().submit(_encode_slice, images, a, b, compress_level) for a, b in slices]
     return [png for job in jobs for png in job.result()]
 
 
 async def encode_pngs(images: np.ndarray, compress_level: int = PNG_COMPRESS_LEVEL) -> list[bytes]:
-    """``encode_pngs_sync`` without blocking the event loop (a few small images are encoded in place)."""
-    if len(images) * (images[0].size if len(images) else 0) < _PARALLEL_MIN_BYTES:
-        return [encode_png(img, compress_level) for img in images]
-    return await asyncio.get_running_loop().run_in_executor(_pool(), encode_pngs_sync, images, compress_level)
+    """``encode_pngs_sync`` without blocking the event loop (a few small images are encoded in place).
+
+    The loop awaits each slice's encoder job itself: an encoder thread never waits on another, so any
+    number of concurrent requests cannot take every encoder thread and wait on work queued behind them.
+    """
+    slices = _slices(images)
+    if len(slices) <= 1:
+        return _encode_slice(images, 0, len(images), compress_level)
+    loop = asyncio.get_running_loop()
+    jobs = [loop.run_in_executor(_pool(), _encode_slice, images, a, b, compress_level) for a, b in slices]
+    return [png for part in await asyncio.gather(*jobs) for png in part]
+
+
+def _slices(images: np.ndarray) -> list[tuple[int, int]]:
+    """One contiguous slice of ``images`` per encoder thread (few hand-offs); one slice when small."""
+    n = len(images)
+    workers = min(ENCODE_THREADS, n)
+    if workers <= 1 or n * images[0].size < _PARALLEL_MIN_BYTES:
+        return [(0, n)]
+    bounds = np.linspace(0, n, workers + 1).astype(int)
+    return list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
+
+
+def _encode_slice(images: np.ndarray, a: int, b: int, compress_level: int) -> list[bytes]:
+    return [encode_png(img, compress_level) for img in images[a:b]]
 
 
 async def encode_grid(images: np.ndarray, columns: int | None = None) -> bytes:
@@ -129,7 +149,10 @@ def _parallel_deflate(data: memoryview, stride: int, height: int, parts: int, le
             codec.Z_FINISH if last else codec.Z_SYNC_FLUSH
         )
 
-    pieces = list(_pool().map(piece, range(parts)))
+    if threading.current_thread().name.startswith(_POOL_PREFIX):  # waiting on the pool from it could deadlock
+        pieces = [piece(i) for i in range(parts)]
+    else:
+        pieces = list(_pool().map(piece, range(parts)))
     header = b"\x78\x01"  # deflate, 32 KiB window, "fastest" level hint; FCHECK makes it divisible by 31
     return b"".join((header, *pieces, struct.pack(">I", zlib.adler32(data))))
 
@@ -142,7 +165,7 @@ def _codec(level: int):
 def _pool() -> ThreadPoolExecutor:
     global _POOL
     if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=ENCODE_THREADS, thread_name_prefix="png")
+        _POOL = ThreadPoolExecutor(max_workers=ENCODE_THREADS, thread_name_prefix=_POOL_PREFIX)
     return _POOL
 
 
@@ -154,6 +177,7 @@ _PARALLEL_MIN_BYTES = 64 * 1024
 # there is one); GANSERVE_ENCODE_THREADS overrides.
 ENCODE_THREADS = max(1, int(os.environ.get("GANSERVE_ENCODE_THREADS", "0") or 0) or (os.cpu_count() or 1))
 _POOL: ThreadPoolExecutor | None = None
+_POOL_PREFIX = "png-encoder"
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

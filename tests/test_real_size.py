@@ -34,7 +34,9 @@ def sprites_dir(sprites_models_dir):
 
 @pytest.fixture(scope="module")
 def rgba_server(sprites_dir):
-    srv = ServeProcess(sprites_dir, env={"GANSERVE_MAX_COUNT": "64"}).wait_ready()
+    # Two encoder threads on any machine, so that PNG requests take the parallel encoding path.
+    env = {"GANSERVE_MAX_COUNT": "64", "GANSERVE_ENCODE_THREADS": "2"}
+    srv = ServeProcess(sprites_dir, env=env).wait_ready()
     yield srv
     srv.stop()
 
@@ -73,6 +75,27 @@ def test_rgba_every_format_keeps_alpha(rgba_server):
         y, x = 2 + (i // 3) * 66, 2 + (i % 3) * 66
         assert np.array_equal(g[y : y + 64, x : x + 64], arr[i])
     assert g[0, 0, 3] == 0  # the padding is transparent, not black
+
+
+def test_concurrent_png_requests_do_not_starve_the_encoder_threads(rgba_server):
+    """More concurrent multi-image PNG requests than encoder threads all answer, with the right pixels.
+
+    Each request's images are split over the encoder threads. When a request's split itself ran on an
+    encoder thread and waited there for its slices, two concurrent requests took both threads and waited
+    on slices queued behind them: every PNG request hung until the 504 timeout, and the threads for good.
+    """
+    expected = npy_images(rgba_server, seed=21, count=8)
+
+    def one(_: int) -> httpx.Response:
+        body = {"model": MODEL, "seed": 21, "count": 8}
+        return httpx.post(rgba_server.url + "/generate", json=body, timeout=30)
+
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(one, range(6)))
+    for r in answers:
+        assert r.status_code == 200, r.text[:200]
+        for i, b64 in enumerate(r.json()["images"]):
+            assert np.array_equal(np.asarray(decode(base64.b64decode(b64))), expected[i])
 
 
 def test_rgba_large_grid_is_one_valid_png(rgba_server):
