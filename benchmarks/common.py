@@ -42,7 +42,7 @@ def default_models_dir() -> Path:
 
 
 def service_threads() -> int:
-    """The ONNX Runtime intra-op thread count the service uses (GANSERVE_THREADS, 0 = all cores)."""
+    """The threads the service gives one model call (GANSERVE_THREADS, 0 = all cores)."""
     return int(os.environ.get("GANSERVE_THREADS", "0") or 0) or (os.cpu_count() or 1)
 
 

@@ -2,11 +2,11 @@
 
     python benchmarks/offline.py --models-dir models --count 20000 --batch-size 256
 
-For each model: *raw* is ``session.run`` on precomputed inputs, the best of an ORT session with one
-intra-op thread and one with all cores (no noise, no uint8, no files); each format (``--formats``, default
-npz, webdataset, parquet, png) is a whole ``python -m service generate`` job run in-process (run_job with
-the CLI's defaults) into a fresh folder, timed from the first unit to the final manifest (png includes
-starting its worker processes).
+For each model: *raw* is ``session.run`` on precomputed inputs, the best of one thread and all cores (rows
+split into single-threaded runs, as every model call runs; no noise, no uint8, no files); each format
+(``--formats``, default npz, webdataset, parquet, png) is a whole ``python -m service generate`` job run
+in-process (run_job with the CLI's defaults) into a fresh folder, timed from the first unit to the final
+manifest (png includes starting its worker processes).
 
 Three figures per run: images/s of wall time, CPU time per image (user + system over all threads, plus the
 png worker processes' time on units, as run_job reports it), and bytes per image on disk. On a shared
@@ -46,7 +46,7 @@ def cpu_seconds() -> float:
 
 def raw_rate(path: Path, count: int, batch_size: int, threads: int) -> tuple[float, float]:
     """(images/s, CPU s per image) of the bare session on one precomputed batch, count / batch_size calls."""
-    model = GeneratorModel(path, intra_threads=threads)
+    model = GeneratorModel(path, threads=threads)
     info = model.info
     z, labels, _ = inputs_for(0, image_indices(0, batch_size), info.latent_dim, info.num_classes, None)
     model.run(z, labels)  # warm-up
@@ -61,7 +61,7 @@ def raw_rate(path: Path, count: int, batch_size: int, threads: int) -> tuple[flo
 def job_rate(path: Path, fmt: str, count: int, batch_size: int, tmp: Path) -> tuple[float, float, float]:
     """(images/s, CPU s per image, bytes per image) of one whole offline job with the CLI's defaults."""
     opts = default_options(fmt, batch_size, progress=False)
-    model = GeneratorModel(path, intra_threads=opts.threads)
+    model = GeneratorModel(path, threads=opts.threads)
     job = make_job(model, seed=1, count=count, fmt=fmt)
     out = Path(tempfile.mkdtemp(prefix=f"offline-{fmt}-", dir=tmp))
     try:
@@ -75,7 +75,7 @@ def job_rate(path: Path, fmt: str, count: int, batch_size: int, tmp: Path) -> tu
 
 def encode_cost(path: Path, seconds: float = 1.0) -> float:
     """CPU s per PNG encoding of one model image."""
-    image = GeneratorModel(path, intra_threads=1).generate(0, image_indices(0, 1), None)[0][0]
+    image = GeneratorModel(path, threads=1).generate(0, image_indices(0, 1), None)[0][0]
     n, start = 0, cpu_seconds()
     while cpu_seconds() - start < seconds:
         encode_png(image, reproducible=True)  # what every offline format writes
@@ -158,7 +158,7 @@ def main() -> int:
             for fmt in formats:
                 r, c, b = job_rate(path, fmt, args.count, args.batch_size, args.tmp_dir)
                 rate[fmt], cost[fmt], size[fmt] = max(rate[fmt], r), min(cost[fmt], c), b
-        shape = "×".join(str(d) for d in GeneratorModel(path, intra_threads=1).info.image_shape)
+        shape = "×".join(str(d) for d in GeneratorModel(path, threads=1).info.image_shape)
         encode = f"{encode_cost(path) * 1e6:.0f}"
         for name in names:
             rows.append(

@@ -2,12 +2,12 @@
 
     .venv/bin/python -m benchmarks.raw [--models-dir models] [--batches 1,2,...,512] [--seconds 0.5]
 
-ONNX Runtime runs with the service's own session options (GANSERVE_THREADS intra-op threads, default all
-cores); PyTorch eager gets the same thread count. The eager network is rebuilt from the ONNX file itself
-(the export folds BatchNorm into the convolutions, so the rebuilt generator has biased convolutions and no
-BatchNorm) and checked against ONNX Runtime before it is timed. Batch sizes are interleaved (ORT then
-eager for each size) so both see the same machine load. Figures: median latency per call and the
-throughput that median implies.
+ONNX Runtime runs a call as the service does (its rows split into single-threaded runs on GANSERVE_THREADS
+threads, default all cores); PyTorch eager gets the same thread count (intra-op). The eager network is
+rebuilt from the ONNX file itself (the export folds BatchNorm into the convolutions, so the rebuilt
+generator has biased convolutions and no BatchNorm) and checked against ONNX Runtime before it is timed.
+Batch sizes are interleaved (ORT then eager for each size) so both see the same machine load. Figures:
+median latency per call and the throughput that median implies.
 """
 
 from __future__ import annotations
@@ -73,13 +73,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--models", default="", help="comma-separated model names (default: all)")
     ap.add_argument("--batches", default=",".join(map(str, BATCHES)))
     ap.add_argument("--seconds", type=float, default=0.5, help="timing window per cell")
-    ap.add_argument("--threads", type=int, default=0, help="intra-op threads (default: as the service)")
+    ap.add_argument("--threads", type=int, default=0, help="threads per call (default: as the service)")
     ap.add_argument("--no-eager", action="store_true", help="skip PyTorch eager")
     args = ap.parse_args(argv)
     threads = args.threads or service_threads()
     batches = [int(b) for b in args.batches.split(",")]
     names = [n for n in args.models.split(",") if n]
-    print(f"raw model speed: {machine_line()}; {threads} intra-op threads (ORT and torch)")
+    print(f"raw model speed: {machine_line()}; {threads} threads (ORT row blocks, torch intra-op)")
     for path in model_paths(args.models_dir, names):
         model = GeneratorModel(path, ["CPUExecutionProvider"], threads)
         eager = None if args.no_eager else eager_generator(path, threads)

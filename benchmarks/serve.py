@@ -54,8 +54,8 @@ def parse_config(text: str) -> tuple[str, dict[str, str]]:
 class RawProbe:
     """The model's own speed in this process, measured again next to every cell.
 
-    Sessions with 1 and with all-cores intra-op threads (service options); the limit is whichever is
-    faster right now (on busy shared cores one thread often wins), median per call.
+    One thread, and every core as the service runs a call (rows split into single-threaded runs at once);
+    the limit is whichever is faster right now (on busy shared cores one thread can win), median per call.
     """
 
     def __init__(self, path: Path):

@@ -53,7 +53,10 @@ def _add_generate_args(p: argparse.ArgumentParser) -> None:
         help="concurrent model calls per process (default: fill the cores)",
     )
     r.add_argument(
-        "--threads", type=int, default=None, help="ONNX Runtime threads per model call (default 1)"
+        "--threads",
+        type=int,
+        default=None,
+        help="threads per model call: its rows split over single-threaded runs (default 1)",
     )
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -79,7 +82,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             args.format, args.batch_size, args.workers, args.streams, args.threads, not args.no_progress
         )
         path = find_model(args.models_dir, args.model)
-        model = GeneratorModel(path, intra_threads=options.threads)
+        model = GeneratorModel(path, threads=options.threads)
         shard_index = shard_from_env(args.shard_index)
         job = make_job(
             model,

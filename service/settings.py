@@ -38,7 +38,12 @@ class Settings(BaseSettings):
         description="rows waiting per model before requests get 503 "
         "(default: 4 × GANSERVE_MAX_BATCH_ROWS, a few model runs' worth)",
     )
-    threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads (0: all cores)")
+    threads: int = Field(
+        0,
+        ge=0,
+        description="threads per model call on the CPU: its rows run as this many single-threaded "
+        "ONNX Runtime calls at once (0: all cores)",
+    )
     access_log: bool = Field(False, description="log one line per request (1/0)")
     tracing: bool = Field(False, description="OpenTelemetry spans for /generate (1/0)")
     lean: bool = Field(

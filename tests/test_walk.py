@@ -82,7 +82,7 @@ def test_walk_inputs_reject_bad_steps_and_labels_for_unconditional_models():
 
 
 def test_walk_endpoints_are_the_seeds_own_images(exported):
-    model = GeneratorModel(exported["cgan"], ["CPUExecutionProvider"], intra_threads=1)
+    model = GeneratorModel(exported["cgan"], ["CPUExecutionProvider"], threads=1)
     n = model.info.num_classes
     label_a, label_b = one_hot(np.array([1]), n)[0], one_hot(np.array([8]), n)[0]
     w = walk_inputs(3, 4, 5, model.info.latent_dim, n, label_a, label_b, index=2)

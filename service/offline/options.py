@@ -17,7 +17,7 @@ class Options:
     batch_size: int = 256
     workers: int = 1  # processes, each writing whole units (png: spreads the encoding over the cores)
     streams: int = 1  # concurrent model calls per process (threads; ORT and numpy release the GIL)
-    threads: int = 1  # ORT intra-op threads per model call
+    threads: int = 1  # threads per model call (row blocks of single-threaded ORT runs)
     progress: bool = True
     manifest_every_s: float = 5.0
 

@@ -46,7 +46,7 @@ def _init_worker(model_path: str, sha256: str, threads: int, counter, parent_pid
     import onnxruntime as ort
 
     ort.set_default_logger_severity(4)  # the failed CUDA-provider probe on CPU machines is not news
-    model = GeneratorModel(Path(model_path), intra_threads=threads)
+    model = GeneratorModel(Path(model_path), threads=threads)
     if model.info.sha256 != sha256:
         raise OfflineError(f"{model_path}: the model file changed while the job ran")
     _worker.update(model=model, counter=counter)
