@@ -91,10 +91,10 @@ GOLDEN = {
                 "walk": "21073f7360a0051e0d773237817d6609422e0f5a578d0e9639fb33b97e9e3c45",
             },
             "fashion-cgan": {
-                "drawn": "645d6b8365e60f3f64e41e1b31f555e0dac48850cc93345319f2e71f7ae992e0",
+                "drawn": "52b05315d88c4178147e38a709b83e864ad2f78e7f5697f93ca4dba05a993fb7",
                 "classes": [3, 2, 9, 2, 3, 9, 9, 6, 7, 2, 8, 1, 6, 6, 7, 0],
-                "label0": "f98ed0d6df714de3c57bf83b170ab4ce6e354028d21861b265d12d58a3c48026",
-                "walk": "050b1674db6cc5da9019ae42babb4173cc93cffcadcd846883fdb6ad9a69e729",
+                "label0": "3eb8465b2ef2740838a5c7377132e072ac29ade148db66d63417cf8588985769",
+                "walk": "33c62227e0820e6392a86bb6726bd031b119fcf4a631a203c43a20e7f701bf07",
             },
         },
     },
