@@ -23,7 +23,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from service.contract import image_indices, inputs_for  # noqa: E402
-from service.registry import GeneratorModel  # noqa: E402
+from service.registry import GeneratorModel, model_threads  # noqa: E402
 
 
 def model_paths(models_dir: str | Path, names: Sequence[str] | None = None) -> list[Path]:
@@ -43,7 +43,7 @@ def default_models_dir() -> Path:
 
 def service_threads() -> int:
     """The threads the service gives one model call (GANSERVE_THREADS, 0 = all cores)."""
-    return int(os.environ.get("GANSERVE_THREADS", "0") or 0) or (os.cpu_count() or 1)
+    return model_threads()
 
 
 def model_inputs(model: GeneratorModel, batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray | None]:

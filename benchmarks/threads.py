@@ -9,8 +9,8 @@ intra-op threads (ORT's own parallelism, without spinning, as the service used i
 in turn, round by round, on the same inputs; CPU time is this process's (all threads) per image, wall time
 per image, medians over rounds.
 
-The last columns check reproducibility: whether each way gives exactly the floats of a single-threaded
-call, for every thread count from 1 to ``--max-threads`` (default 8), whatever cores this machine has.
+A second table per model checks reproducibility: for each thread count from 2 to ``--max-threads``
+(default 8), whatever cores this machine has, whether each way gives exactly the floats of one thread.
 """
 
 from __future__ import annotations

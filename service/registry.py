@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from service.accel import provider_list
+from service.accel import CPU, provider_list
 from service.contract import (
     CONTRACT_VERSION,
     IMAGE,
@@ -126,7 +126,7 @@ class GeneratorModel:
             ) from exc
         self.provider = self.session.get_providers()[0]  # what is really used, not what was asked for
         # CPU calls of several rows run as up to ``threads`` row blocks at once; a GPU takes the whole batch.
-        self.threads = model_threads(threads) if self.provider == "CPUExecutionProvider" else 1
+        self.threads = model_threads(threads) if self.provider == CPU else 1
         self.info = self._validate(name, hashlib.sha256(data).hexdigest())
 
     def _validate(self, name: str, sha256: str) -> ModelInfo:
