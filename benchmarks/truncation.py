@@ -61,12 +61,6 @@ def sweep(
     return rows
 
 
-def missed_targets(q: Quality) -> list[str]:
-    """Names of the targets ``q`` misses: the class figures' and the label-free ones (issue 17)."""
-    label_free = q.label_free.targets if q.label_free is not None else []
-    return [t["name"] for t in q.targets + label_free if not t["ok"]]
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", type=Path, help="an exported generator, e.g. models/digits-cgan.onnx")
@@ -93,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         label = f"{q.label_accuracy:.4f}" if q.label_accuracy is not None else "-"
         lf = q.label_free.samples if q.label_free is not None else None
         free = f" {lf.ndb_k:6.3f} {lf.precision:9.3f} {lf.recall:6.3f} {lf.coverage:8.3f}" if lf else " " * 33
-        missed = missed_targets(q)
+        missed = q.missed_targets()
         print(
             f"{psi:5.2f} {label:>9} {q.classes_at_5pct:>7} {q.kl_to_real:7.4f} {q.frechet_ratio:13.2f}"
             f" {q.diversity_ratio:9.3f}{free}  {'all met' if not missed else 'missed: ' + ', '.join(missed)}"

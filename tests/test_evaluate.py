@@ -240,12 +240,10 @@ def test_truncation_sweep_agrees_with_truncated_exports_and_evaluate(exported, c
     assert rows[0.5].to_dict() == at_half.to_dict()
     assert rows[0.5].to_dict() != plain.to_dict()
     # Its targets column names label-free misses too (it once said "all met" beside NDB/K 0.44 on emoji).
-    from benchmarks.truncation import missed_targets
-
     q = rows[1.0]
     q.targets = [t | {"ok": True} for t in q.targets]
     q.label_free.targets = [{"name": "coverage", "value": 0.5, "limit": ">= 0.7", "ok": False}]
-    assert missed_targets(q) == ["coverage"]
+    assert q.missed_targets() == ["coverage"]
     # The card says the file is truncated, and the results table shows it beside the training changes.
     from scripts.results_table import row
     from training.cards import write_card

@@ -112,7 +112,7 @@ def curve_row(q: Quality, step: int, cpu_s: float, wall_s: float, generator: str
     for name in FIGURES:
         figures[name] = round(getattr(lf.samples, name), 5)
         real[name] = round(getattr(lf.real, name), 5)
-    missed = [t["name"] for t in q.targets + lf.targets if not t["ok"]]
+    missed = q.missed_targets()
     return {
         "step": step,
         "cpu_s": round(cpu_s, 3),

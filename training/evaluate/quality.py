@@ -51,6 +51,14 @@ class Quality:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def all_targets(self) -> list[dict[str, Any]]:
+        """Every target row: the class figures' and, where measured, the label-free ones (issue 17)."""
+        return self.targets + (self.label_free.targets if self.label_free is not None else [])
+
+    def missed_targets(self) -> list[str]:
+        """Names of the targets these figures miss."""
+        return [t["name"] for t in self.all_targets() if not t["ok"]]
+
 
 def has_classes(real: ImageDataset) -> bool:
     """Whether the data set's classes can train an evaluator (a single folder of images cannot)."""
@@ -236,7 +244,7 @@ def format_table(q: Quality, name: str = "") -> str:
     if q.label_free is not None:
         lines += ["", *label_free_lines(q.label_free)]
     lines.append("")
-    for t in q.targets + (q.label_free.targets if q.label_free else []):
+    for t in q.all_targets():
         lines.append(
             f"  target {t['name']:<16} {t['value']!s:>9} {t['limit']:<20} {'ok' if t['ok'] else 'MISSED'}"
         )
