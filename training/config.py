@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 from training import SUPPORTED_CHANNELS, SUPPORTED_IMAGE_SIZES
 
-Objective = Literal["bce", "wasserstein"]
+Objective = Literal["bce", "wasserstein", "relativistic"]
+Arch = Literal["dcgan", "resnet"]
 GenNorm = Literal["batch", "none"]
 CriticNorm = Literal["batch", "layer", "spectral", "none"]
 Conditioning = Literal["concat", "projection"]
@@ -23,7 +24,10 @@ Upsample = Literal["transposed", "nearest", "bilinear"]
 Optimizer = Literal["adam", "rmsprop"]
 Precision = Literal["fp32", "bf16", "fp16"]
 
-RECIPES = ("dcgan", "wgan", "wgan-gp", "cgan")
+RECIPES = ("dcgan", "wgan", "wgan-gp", "cgan", "r3gan")
+# The r3gan preset's widths and γ: chosen by the measurements in docs (a CPU budget, not the paper's GPUs).
+R3GAN_WIDTH = 32
+R3GAN_GAMMA = 0.05  # the paper's CIFAR-10 (32×32) starting γ
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")  # Zhao et al. 2020, applied in this order
 
 
@@ -50,8 +54,10 @@ def setting(default: Any, help: str, **meta: Any) -> Any:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Generator and critic architecture (DCGAN-style, depth derived from the image size)."""
+    """Generator and critic architecture (depth derived from the image size)."""
 
+    # dcgan: the DCGAN paper's strided convolutions; resnet: R3GAN's normalization-free residual networks.
+    arch: Arch = setting("dcgan", "network family of G and D (resnet: needs --g-norm none --d-norm none)")
     latent_dim: int = setting(100, "size of the noise vector z")
     image_size: int = setting(32, "image side in pixels", choices=SUPPORTED_IMAGE_SIZES)
     channels: int | None = setting(
@@ -60,8 +66,14 @@ class ModelConfig:
     )  # fmt: skip
     conditional: bool = setting(False, "condition G and D on the class label (CGAN)")
     num_classes: int = setting(0, "filled from the data set when conditional", cli=False)
-    g_width: int = setting(128, "channels of G's last hidden layer; doubled at each earlier stage")
-    d_width: int = setting(128, "channels of D's first layer; doubled at each later stage")
+    g_width: int = setting(
+        128, "channels of G's last hidden layer (resnet: at the image's resolution); doubled at each earlier "
+        "stage",
+    )  # fmt: skip
+    d_width: int = setting(
+        128, "channels of D's first layer (resnet: at the image's resolution); doubled at each later stage"
+    )
+    blocks: int = setting(1, "residual blocks per resolution (--arch resnet)")
     g_norm: GenNorm = setting("batch", "normalization of G's blocks")
     # The DCGAN paper's 4×4 stride-2 transposed convolutions, or a resize then a 3×3 convolution
     # (Odena et al. 2016), which cannot draw the transposed convolution's checkerboard.
@@ -88,8 +100,17 @@ class ModelConfig:
 class ObjectiveConfig:
     """Loss of the game and the critic's constraint."""
 
-    kind: Objective = setting("bce", "loss of the game", flag="--objective")
+    # relativistic: RpGAN (Jolicoeur-Martineau 2019; R3GAN), each real image paired with a fake by position.
+    kind: Objective = setting(
+        "bce", "loss of the game (relativistic: D minimises softplus(D(fake) - D(real)), G the reverse)",
+        flag="--objective",
+    )  # fmt: skip
     gp_weight: float = setting(0.0, "gradient penalty weight λ (WGAN-GP); 0 disables it")
+    # Zero-centred penalties (γ/2)·E‖∇D‖² (Mescheder et al. 2018), on the images before augmentation.
+    r1: float = setting(0.0, "R1: zero-centred gradient penalty γ on real images; 0 disables it")
+    r2: float = setting(0.0, "R2: zero-centred gradient penalty γ on generated images; 0 disables it")
+    # Lazy regularisation (StyleGAN2): the penalties' double backward on one critic step in k, weighted k×.
+    penalty_every: int = setting(1, "apply R1 and R2 on every k-th critic step only, with γ scaled by k")
     clip: float = setting(0.0, "clip the critic's weights to ±this after every critic step (WGAN); 0: off")
     n_critic: int = setting(1, "critic steps per generator step")
     critic_boost: bool = setting(
@@ -154,7 +175,9 @@ class TrainConfig:
     """Everything that determines a training run (with the seed, it determines the weights)."""
 
     recipe: str = setting("dcgan", "preset to start from", choices=RECIPES)
-    dataset: str = setting("digits", "digits, mnist, fashion-mnist, emoji or folder:PATH")
+    dataset: str = setting(
+        "digits", "digits, stacked-digits (the 1000-mode benchmark), mnist, fashion-mnist, emoji or folder:PATH"
+    )
     model: ModelConfig = field(default_factory=ModelConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -233,6 +256,18 @@ def preset(recipe: str) -> TrainConfig:
         )
     if recipe == "cgan":
         return TrainConfig(recipe=recipe, model=ModelConfig(conditional=True))
+    if recipe == "r3gan":
+        # R3GAN (Huang et al. 2024): RpGAN + R1 + R2 on normalization-free residual nets, Adam (0, 0.99), EMA G.
+        return TrainConfig(
+            recipe=recipe,
+            model=ModelConfig(
+                arch="resnet", g_norm="none", d_norm="none", g_upsample="bilinear", g_width=R3GAN_WIDTH,
+                d_width=R3GAN_WIDTH, d_conditioning="projection",
+            ),  # fmt: skip
+            objective=ObjectiveConfig(kind="relativistic", r1=R3GAN_GAMMA, r2=R3GAN_GAMMA),
+            optim=OptimConfig(name="adam", lr_g=2e-4, lr_d=2e-4, beta1=0.0, beta2=0.99),
+            ema_decay=0.999,
+        )
     raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
 
 
@@ -263,6 +298,34 @@ def validate(cfg: TrainConfig) -> None:
         )
     if m.aux_classifier and m.pack > 1:
         raise ValueError("--aux-classifier classifies single images: it cannot be combined with pack > 1")
+    o = cfg.objective
+    for name in ("gp_weight", "r1", "r2"):
+        if getattr(o, name) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be 0 (off) or more, got {getattr(o, name)}")
+    if o.penalty_every < 1:
+        raise ValueError(f"--penalty-every must be at least 1, got {o.penalty_every}")
+    penalties = [f for f, v in (("--gp-weight", o.gp_weight), ("--r1", o.r1), ("--r2", o.r2)) if v > 0]
+    if penalties and m.d_norm == "batch":
+        raise ValueError(
+            f"{' and '.join(penalties)} {'penalise' if len(penalties) > 1 else 'penalises'} each sample's "
+            "gradient, but --d-norm batch mixes the samples "
+            "of a batch: use --d-norm layer, spectral or none"
+        )
+    if m.arch == "resnet":
+        wrong = []
+        if m.g_norm != "none":
+            wrong.append("--g-norm none")
+        if m.d_norm != "none":
+            wrong.append("--d-norm none")
+        if m.g_upsample == "transposed":
+            wrong.append("--g-upsample bilinear (or nearest)")
+        if wrong:
+            raise ValueError(
+                "--arch resnet is normalization-free and resizes before it convolves: it needs "
+                + ", ".join(wrong) + " (--recipe r3gan sets them)"
+            )
+    if m.blocks < 1:
+        raise ValueError(f"--blocks must be at least 1, got {m.blocks}")
     if cfg.data.workers < 0:
         raise ValueError(f"--workers must be 0 or more, got {cfg.data.workers}")
     parse_policy(cfg.augment.diffaugment)

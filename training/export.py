@@ -24,7 +24,7 @@ from service.contract import CONTRACT_VERSION, IMAGE, ModelMetadata, feeds, inpu
 from service.files import write_atomic
 from training import __version__
 from training.config import TrainConfig
-from training.networks import Generator
+from training.networks import build_generator
 from training.trainer import CHECKPOINT, CONFIG, RunState
 
 PARITY_BATCHES = (1, 7, 64)
@@ -44,7 +44,7 @@ class ExportReport:
 
 
 class _Unconditional(torch.nn.Module):
-    def __init__(self, g: Generator, truncation: float = 1.0):
+    def __init__(self, g: torch.nn.Module, truncation: float = 1.0):
         super().__init__()
         self.g, self.truncation = g, truncation
 
@@ -60,14 +60,14 @@ class _Conditional(_Unconditional):
         return self.g(self._scaled(z), label)
 
 
-def load_generator(run_dir: Path) -> tuple[Generator, TrainConfig, RunState]:
+def load_generator(run_dir: Path) -> tuple[torch.nn.Module, TrainConfig, RunState]:
     """The generator to ship from a run folder (EMA weights when the run kept them), in eval mode."""
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG).exists() or not (run_dir / CHECKPOINT).exists():
         raise ExportError(f"{run_dir} is not a training run folder (needs {CONFIG} and {CHECKPOINT})")
     cfg = TrainConfig.load(run_dir / CONFIG)
     blob = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=True)  # GPU runs export here
-    g = Generator(cfg.model)
+    g = build_generator(cfg.model)
     g.load_state_dict(blob["G_ema"] if blob.get("G_ema") else blob["G"])
     return g.eval(), cfg, RunState(**blob["state"])
 

@@ -33,8 +33,14 @@ from training.augment import Augmenter
 from training.config import TrainConfig, validate
 from training.data import ImageDataset, load_dataset
 from training.data.loader import BatchLoader
-from training.networks import Critic, Generator, init_weights
-from training.objectives import critic_loss, generator_loss, gradient_penalty
+from training.networks import build_networks
+from training.objectives import (
+    critic_loss,
+    generator_loss,
+    gradient_penalty,
+    needs_real_scores,
+    zero_centred_penalty,
+)
 from training.runtime import (
     autocast,
     full_precision,
@@ -62,6 +68,7 @@ class RunState:
 
     step: int = 0
     cursor: int = 0  # batches drawn so far
+    critic_steps: int = 0  # critic updates so far (--penalty-every counts them)
     wall_seconds: float = 0.0
     cpu_seconds: float = 0.0
 
@@ -89,7 +96,7 @@ def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
 class Scorer(torch.nn.Module):
     """The critic's (scores, class logits) as ``forward``: DistributedDataParallel sees every critic call."""
 
-    def __init__(self, critic: Critic):
+    def __init__(self, critic: torch.nn.Module):
         super().__init__()
         self.critic = critic
 
@@ -143,9 +150,7 @@ class Trainer:
         self.labels = torch.from_numpy(ds.labels)
 
         torch.manual_seed(cfg.seed)
-        self.G, self.D = Generator(model_cfg), Critic(model_cfg)
-        self.G.apply(init_weights)
-        self.D.apply(init_weights)
+        self.G, self.D = build_networks(model_cfg)
         # Initialised on the CPU, then moved: the same seed starts from the same weights on every device.
         self.G.to(self.device)
         self.D.to(self.device)
@@ -332,14 +337,25 @@ class Trainer:
         amp = functools.partial(autocast, self.device, self.cfg.precision)
         d_loss = torch.zeros((), device=self.device)
         for _ in range(self._critic_steps()):
+            # Counted in critic steps (not G steps), so that --n-critic does not change which ones pay.
+            lazy = self.state.critic_steps % obj.penalty_every == 0
+            self.state.critic_steps += 1
             real, y = self._batch()
             with torch.no_grad(), amp():
                 fake = self._g(self._noise(len(real)), y).float()
-            real, fake = self.augment.critic_input(real), self.augment.critic_input(fake)  # DiffAugment's T
+            # R1 and R2 differentiate with respect to the images before augmentation (R3GAN, StyleGAN2-ADA).
+            r1, r2 = (obj.r1 > 0 and lazy), (obj.r2 > 0 and lazy)
+            real.requires_grad_(r1)
+            fake.requires_grad_(r2)
+            real_in, fake_in = self.augment.critic_input(real), self.augment.critic_input(fake)  # DiffAugment
             with amp():
-                real_score, fake_score, real_classes, _ = self._scores(real, fake, y)
+                real_score, fake_score, real_classes, _ = self._scores(real_in, fake_in, y)
             # The losses in float32: scores (and logits) leave autocast before any reduction.
             loss = critic_loss(obj.kind, real_score.float(), fake_score.float())
+            if r1 or r2:
+                loss = loss + obj.penalty_every * self._zero_centred_penalties(
+                    real, fake, real_in, fake_in, real_score, fake_score, y
+                )
             if real_classes is not None:  # the classifier learns from real images only
                 loss = loss + obj.aux_weight * F.cross_entropy(real_classes.float(), y.argmax(1))
             if obj.gp_weight > 0:
@@ -359,15 +375,22 @@ class Trainer:
             d_loss = loss.detach()
 
         # The generator's labels follow the data's class frequencies (those of the last real batch).
-        real, y = self._batch() if self.cfg.model.conditional or obj.joint_batch else (None, None)
+        relativistic = needs_real_scores(obj.kind)
+        need_real = self.cfg.model.conditional or obj.joint_batch or relativistic
+        real, y = self._batch() if need_real else (None, None)
+        real_score = None
         # The critic's gradients of this step are discarded (zeroed before its next step): no all-reduce.
         with amp(), self._no_sync(self._d):
             fake = self.augment.critic_input(self._g(self._noise(self.local_batch), y))
             if obj.joint_batch:  # the critic sees the fakes beside real images, as in its own steps
-                _, fake_score, _, fake_classes = self._scores(self.augment.critic_input(real), fake, y)
+                real_score, fake_score, _, fake_classes = self._scores(self.augment.critic_input(real), fake, y)
             else:
                 fake_score, fake_classes = self._d(fake, y)
-            g_loss = generator_loss(obj.kind, fake_score.float())
+                if relativistic:  # G's gradient does not flow through the real images' scores
+                    with torch.no_grad():
+                        real_score = self._d(self.augment.critic_input(real), y)[0]
+            paired = real_score.float() if relativistic else None
+            g_loss = generator_loss(obj.kind, fake_score.float(), paired)
             if fake_classes is not None:  # AC-GAN: the image must show the class it was asked for
                 g_loss = g_loss + obj.aux_weight * F.cross_entropy(fake_classes.float(), y.argmax(1))
             self.opt_g.zero_grad(set_to_none=True)
@@ -377,6 +400,29 @@ class Trainer:
         self._update_ema()
         self.state.step += 1
         return {"d_loss": d_loss, "g_loss": g_loss.detach()}
+
+    def _zero_centred_penalties(
+        self,
+        real: torch.Tensor,
+        fake: torch.Tensor,
+        real_in: torch.Tensor,
+        fake_in: torch.Tensor,
+        real_score: torch.Tensor,
+        fake_score: torch.Tensor,
+        y: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """γ₁·R1 + γ₂·R2 in float32. At fp32 the loss's own critic call is differentiated again (no extra
+        forward); under autocast the critic scores the same augmented images once more in full precision."""
+        obj, pack = self.cfg.objective, self.cfg.model.pack
+        with full_precision(self.device):
+            if self.cfg.precision != "fp32":
+                real_score, fake_score = self._scores(real_in, fake_in, y)[:2]
+            total = torch.zeros((), device=self.device)
+            if obj.r1 > 0:
+                total = total + obj.r1 * zero_centred_penalty(real_score.float(), real, pack)
+            if obj.r2 > 0:
+                total = total + obj.r2 * zero_centred_penalty(fake_score.float(), fake, pack)
+        return total
 
     @staticmethod
     def _no_sync(module: torch.nn.Module) -> contextlib.AbstractContextManager:
@@ -413,7 +459,7 @@ class Trainer:
                 e.copy_(b)
 
     @property
-    def export_generator(self) -> Generator:
+    def export_generator(self) -> torch.nn.Module:
         """The generator to ship: the EMA copy when enabled, else G itself. Reading it changes nothing
         (G keeps training in its own mode); sample from it inside ``evaluating(...)``."""
         return self.G_ema if self.G_ema is not None else self.G

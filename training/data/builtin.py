@@ -1,6 +1,7 @@
-"""Built-in grey data sets: ``digits`` (scikit-learn's bundled 8×8 digits, no download), ``mnist`` and
-``fashion-mnist`` (IDX files: Debian's ``dataset-fashion-mnist`` package when installed, else a cache folder,
-downloaded with checksum verification when missing)."""
+"""Built-in data sets: ``digits`` (scikit-learn's bundled 8×8 digits, no download), ``stacked-digits`` (three of
+them as the R, G and B channels: StackedMNIST's 1000-mode protocol on scikit-learn's digits, since MNIST
+cannot always be downloaded), ``mnist`` and ``fashion-mnist`` (IDX files: Debian's ``dataset-fashion-mnist``
+package when installed, else a cache folder, downloaded with checksum verification when missing)."""
 
 from __future__ import annotations
 
@@ -67,7 +68,10 @@ def idx_folder(name: str, data_dir: Path | None, cache_root: Path) -> Path:
 def builtin(
     spec: str, image_size: int, channels: int | None, data_dir: Path | None, cache_root: Path
 ) -> ImageDataset:
-    """digits, mnist or fashion-mnist at ``image_size`` with ``channels`` (default 1), held in RAM."""
+    """digits, stacked-digits, mnist or fashion-mnist at ``image_size`` with ``channels`` (default 1; 3 for
+    stacked-digits), held in RAM."""
+    if spec == "stacked-digits":
+        return stacked_digits(image_size, channels)
     ds = _digits() if spec == "digits" else _idx_dataset(spec, idx_folder(spec, data_dir, cache_root))
     return ImageDataset(
         images=_resize_gray(ds.images, image_size, channels or 1),
@@ -83,6 +87,28 @@ def _digits() -> ImageDataset:
     bunch = load_digits()
     images = np.clip(bunch.images * (255.0 / 16.0), 0, 255).round().astype(np.uint8)[..., None]
     return ImageDataset(images, bunch.target.astype(np.int64), tuple(str(i) for i in range(10)), "digits")
+
+
+STACKS = 50_000  # stacked-digits' images (StackedMNIST papers use 25,600-128,000)
+STACK_SEED = 0  # fixed: the data set is the same whatever the training seed
+
+
+def stack_indices(n: int = STACKS, seed: int = STACK_SEED) -> np.ndarray:
+    """Which digit image each of the ``n`` stacks holds in its R, G and B channels: int64 [n, 3]."""
+    return np.random.default_rng(seed).integers(0, 1797, size=(n, 3))
+
+
+def stacked_digits(image_size: int, channels: int | None) -> ImageDataset:
+    """StackedMNIST's protocol on scikit-learn's digits: each image holds three random digits as its R, G and
+    B channels, so the data has 10³ = 1000 modes (the triple of classes). Unlabelled: the modes are read back
+    by :mod:`training.evaluate.modes`, not given to the generator."""
+    if channels not in (None, 3):
+        raise DatasetError(f"stacked-digits has 3 channels (one digit in each): got --channels {channels}")
+    digits = _digits()
+    gray = _resize_gray(digits.images, image_size, 1)[..., 0]  # [1797, size, size]
+    idx = stack_indices()
+    images = np.stack([gray[idx[:, c]] for c in range(3)], axis=3)
+    return ImageDataset(images, np.zeros(len(images), dtype=np.int64), (), "stacked-digits")
 
 
 def _resize_gray(images: np.ndarray, size: int, channels: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""One entry point from a data set spec (``digits``, ``mnist``, ``fashion-mnist``, ``emoji``,
+"""One entry point from a data set spec (``digits``, ``stacked-digits``, ``mnist``, ``fashion-mnist``, ``emoji``,
 ``folder:PATH``) to an :class:`ImageDataset` at the training size."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from training.data.dataset import DatasetError, ImageDataset, default_data_dir
 from training.data.folders import load_folder
 from training.data.images import DecodeSpec, parse_colour
 
-SPECS = "digits, mnist, fashion-mnist, emoji or folder:PATH"
+SPECS = "digits, stacked-digits, mnist, fashion-mnist, emoji or folder:PATH"
 
 
 def load_dataset(
@@ -46,7 +46,7 @@ def load_dataset(
     root = default_data_dir()
     folder = Path(data_dir) if data_dir else None
     decoded_cache = root / "decoded"
-    if spec == "digits" or spec in IDX_SOURCES:
+    if spec in ("digits", "stacked-digits") or spec in IDX_SOURCES:
         return builtin(spec, image_size, channels, folder, root)
     if spec == "emoji":
         package = emoji.locate(folder, root)

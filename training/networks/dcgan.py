@@ -1,4 +1,4 @@
-"""DCGAN-style generator and critic: strided (transposed) convolutions, no pooling, no hidden FC layers.
+"""``--arch dcgan``: strided (transposed) convolutions, no pooling, no hidden FC layers.
 
 Depth follows the image size: 16 → 2, 32 → 3, 64 → 4 up-sampling stages above the 4×4 seed. At 64×64×3
 with latent 100 and ``g_width=128`` the generator is the DCGAN paper's design:
@@ -86,6 +86,17 @@ class MinibatchStd(nn.Module):
         return torch.cat([x, std], dim=1)
 
 
+def critic_input(cfg: ModelConfig, x: torch.Tensor, label: torch.Tensor | None) -> torch.Tensor:
+    """What a critic's first layer reads: the images, with label maps on the channels (``concat``
+    conditioning), consecutive ``pack`` images stacked on the channels (PacGAN)."""
+    if cfg.conditional and cfg.d_conditioning == "concat":
+        maps = label[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
+        x = torch.cat([x, maps], dim=1)
+    if cfg.pack > 1:
+        x = x.reshape(x.shape[0] // cfg.pack, -1, *x.shape[2:])
+    return x
+
+
 class Critic(nn.Module):
     """Scores images (and labels when conditional); a logit for BCE, a raw score for Wasserstein."""
 
@@ -138,12 +149,7 @@ class Critic(nn.Module):
         self, x: torch.Tensor, label: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(scores, class logits per image or None without the auxiliary classifier)."""
-        if self.cfg.conditional and self.cfg.d_conditioning == "concat":
-            maps = label[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
-            x = torch.cat([x, maps], dim=1)
-        if self.cfg.pack > 1:  # PacGAN: consecutive images become one input with pack× the channels
-            x = x.reshape(x.shape[0] // self.cfg.pack, -1, *x.shape[2:])
-        h = self.features(x)
+        h = self.features(critic_input(self.cfg, x, label))
         score = self.head(h).flatten(1).squeeze(1)
         if self.embed is not None:
             # Projection discriminator (Miyato & Koyama 2018): <embed(y), pooled features>.
