@@ -13,7 +13,7 @@ import time
 import pytest
 import torch
 
-from service.files import tmp_path as tmp_name
+from service.files import stale_tmp_paths
 from tests.conftest import ROOT, TINY, run_cli
 from training.trainer import CHECKPOINT, METRICS
 
@@ -123,8 +123,8 @@ def test_sigkill_during_checkpoint_write_then_resume_equals_uninterrupted(tmp_pa
         timeout=300,
     )
     assert proc.returncode == -signal.SIGKILL
-    torn = tmp_name(run / CHECKPOINT)
-    assert torn.exists() and torn.stat().st_size < (run / CHECKPOINT).stat().st_size
+    (torn,) = stale_tmp_paths(run / CHECKPOINT)
+    assert torn.stat().st_size < (run / CHECKPOINT).stat().st_size
     assert torch.load(run / CHECKPOINT, weights_only=True)["state"]["step"] == 3  # the previous one, intact
     resume(run)
     assert not torn.exists()

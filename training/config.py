@@ -176,7 +176,8 @@ class TrainConfig:
 
     recipe: str = setting("dcgan", "preset to start from", choices=RECIPES)
     dataset: str = setting(
-        "digits", "digits, stacked-digits (the 1000-mode benchmark), mnist, fashion-mnist, emoji or folder:PATH"
+        "digits",
+        "digits, stacked-digits (the 1000-mode benchmark), mnist, fashion-mnist, emoji or folder:PATH",
     )
     model: ModelConfig = field(default_factory=ModelConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
@@ -257,12 +258,18 @@ def preset(recipe: str) -> TrainConfig:
     if recipe == "cgan":
         return TrainConfig(recipe=recipe, model=ModelConfig(conditional=True))
     if recipe == "r3gan":
-        # R3GAN (Huang et al. 2024): RpGAN + R1 + R2 on normalization-free residual nets, Adam (0, 0.99), EMA G.
+        # R3GAN (Huang et al. 2024): RpGAN + R1 + R2 on normalization-free residual nets, Adam (0, 0.99),
+        # an EMA of G.
         return TrainConfig(
             recipe=recipe,
             model=ModelConfig(
-                arch="resnet", g_norm="none", d_norm="none", g_upsample="bilinear", g_width=R3GAN_WIDTH,
-                d_width=R3GAN_WIDTH, d_conditioning="projection",
+                arch="resnet",
+                g_norm="none",
+                d_norm="none",
+                g_upsample="bilinear",
+                g_width=R3GAN_WIDTH,
+                d_width=R3GAN_WIDTH,
+                d_conditioning="projection",
             ),  # fmt: skip
             objective=ObjectiveConfig(kind="relativistic", r1=R3GAN_GAMMA, r2=R3GAN_GAMMA),
             optim=OptimConfig(name="adam", lr_g=2e-4, lr_d=2e-4, beta1=0.0, beta2=0.99),
@@ -322,7 +329,8 @@ def validate(cfg: TrainConfig) -> None:
         if wrong:
             raise ValueError(
                 "--arch resnet is normalization-free and resizes before it convolves: it needs "
-                + ", ".join(wrong) + " (--recipe r3gan sets them)"
+                + ", ".join(wrong)
+                + " (--recipe r3gan sets them)"
             )
     if m.blocks < 1:
         raise ValueError(f"--blocks must be at least 1, got {m.blocks}")

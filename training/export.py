@@ -47,17 +47,23 @@ class _Unconditional(torch.nn.Module):
     def __init__(self, g: torch.nn.Module, truncation: float = 1.0):
         super().__init__()
         self.g, self.truncation = g, truncation
+        # The contract's image is in [-1, 1]: a generator with a linear output (--arch resnet, as in R3GAN)
+        # is clipped in the graph; one that ends in Tanh already is, and its graph stays as it was.
+        self.clip = not getattr(g, "BOUNDED_OUTPUT", True)
 
     def _scaled(self, z: torch.Tensor) -> torch.Tensor:
         return z if self.truncation == 1.0 else z * self.truncation
 
+    def _bounded(self, image: torch.Tensor) -> torch.Tensor:
+        return image.clamp(-1.0, 1.0) if self.clip else image
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.g(self._scaled(z))
+        return self._bounded(self.g(self._scaled(z)))
 
 
 class _Conditional(_Unconditional):
     def forward(self, z: torch.Tensor, label: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return self.g(self._scaled(z), label)
+        return self._bounded(self.g(self._scaled(z), label))
 
 
 def load_generator(run_dir: Path) -> tuple[torch.nn.Module, TrainConfig, RunState]:

@@ -41,7 +41,8 @@ def needs_real_scores(kind: str) -> bool:
 
 
 def zero_centred_penalty(score: torch.Tensor, images: torch.Tensor, group: int = 1) -> torch.Tensor:
-    """(1/2)·E‖∇ₓD(x)‖² over critic inputs: R1 on real ``images``, R2 on generated ones (times γ by the caller).
+    """(1/2)·E‖∇ₓD(x)‖² over critic inputs: R1 on real ``images``, R2 on generated ones (the caller
+    multiplies by γ).
 
     ``images`` must require grad and ``score`` be computed from them (the loss's own critic call is reused:
     no extra forward pass). With a packing critic the squared norm is summed over each group of ``group``

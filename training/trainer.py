@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from service.contract import to_uint8
-from service.files import atomic_path, tmp_path, write_atomic
+from service.files import atomic_path, stale_tmp_paths, write_atomic
 from service.imaging import encode_png, tile
 from training.augment import Augmenter
 from training.config import TrainConfig, validate
@@ -250,7 +250,8 @@ class Trainer:
         """Continue from the checkpoint (every process reads it; tensors land on this run's device)."""
         self.load_checkpoint(self.out / CHECKPOINT)
         if self.is_main:  # a write cut short by a kill; the next checkpoint would overwrite it anyway
-            tmp_path(self.out / CHECKPOINT).unlink(missing_ok=True)
+            for stale in stale_tmp_paths(self.out / CHECKPOINT):
+                stale.unlink(missing_ok=True)
         self.discard_metrics_after(self.state.step)
 
     def load_checkpoint(self, path: Path) -> None:
@@ -383,7 +384,9 @@ class Trainer:
         with amp(), self._no_sync(self._d):
             fake = self.augment.critic_input(self._g(self._noise(self.local_batch), y))
             if obj.joint_batch:  # the critic sees the fakes beside real images, as in its own steps
-                real_score, fake_score, _, fake_classes = self._scores(self.augment.critic_input(real), fake, y)
+                real_score, fake_score, _, fake_classes = self._scores(
+                    self.augment.critic_input(real), fake, y
+                )
             else:
                 fake_score, fake_classes = self._d(fake, y)
                 if relativistic:  # G's gradient does not flow through the real images' scores

@@ -73,7 +73,7 @@ def claim_folder(out: Path, job: Job, shard_index: int) -> None:
             )
         # Not write_atomic: the publication must fail when another worker's job.json is already there
         # (os.link), where a rename would silently replace it.
-        tmp = tmp_path(job_path, unique=True)
+        tmp = tmp_path(job_path)
         try:
             tmp.write_text(job.to_json())
             try:

@@ -1,7 +1,8 @@
-"""Built-in data sets: ``digits`` (scikit-learn's bundled 8×8 digits, no download), ``stacked-digits`` (three of
-them as the R, G and B channels: StackedMNIST's 1000-mode protocol on scikit-learn's digits, since MNIST
-cannot always be downloaded), ``mnist`` and ``fashion-mnist`` (IDX files: Debian's ``dataset-fashion-mnist``
-package when installed, else a cache folder, downloaded with checksum verification when missing)."""
+"""Built-in data sets: ``digits`` (scikit-learn's bundled 8×8 digits, no download), ``stacked-digits``
+(three of them as the R, G and B channels: StackedMNIST's 1000-mode protocol on scikit-learn's digits,
+since MNIST cannot always be downloaded), ``mnist`` and ``fashion-mnist`` (IDX files: Debian's
+``dataset-fashion-mnist`` package when installed, else a cache folder, downloaded with checksum
+verification when missing)."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import UnidentifiedImageError
 
-from service.files import atomic_path
+from service.files import atomic_path, tmp_path
 from training.data.dataset import DatasetError
 from training.data.images import DECODER_VERSION, DecodeSpec, decode_file
 
@@ -116,7 +116,7 @@ def decode_cached(
             pass  # an unreadable cache is rebuilt below
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        probe = cache_dir / f".{key}.probe"
+        probe = tmp_path(cache_dir / f"{key}.probe")  # unique: concurrent decoders probe at once
         probe.touch()
         probe.unlink()
     except OSError as exc:

@@ -1,5 +1,5 @@
-"""One entry point from a data set spec (``digits``, ``stacked-digits``, ``mnist``, ``fashion-mnist``, ``emoji``,
-``folder:PATH``) to an :class:`ImageDataset` at the training size."""
+"""One entry point from a data set spec (``digits``, ``stacked-digits``, ``mnist``, ``fashion-mnist``,
+``emoji``, ``folder:PATH``) to an :class:`ImageDataset` at the training size."""
 
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ def cache_path(
 def save_blob(path: Path, blob: dict[str, Any]) -> None:
     """``torch.save`` through a unique temporary file, renamed into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, unique=True) as tmp:
+    with atomic_path(path) as tmp:
         torch.save(blob, tmp)
 
 

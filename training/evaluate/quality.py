@@ -20,6 +20,7 @@ from training.evaluate.label_free import (
     fit_reference,
 )
 from training.evaluate.metrics import frechet_distance, mean_pairwise_distance
+from training.evaluate.modes import ModeFigures, check_mode_targets
 from training.evaluate.targets import check_label_free_targets, check_targets
 
 COVERAGE_SHARE = 0.05  # a class is "covered" when it holds at least this share of the samples
@@ -47,6 +48,19 @@ class Quality:
     label_accuracy_per_class: list[float] | None = None
     targets: list[dict[str, Any]] = field(default_factory=list)
     label_free: LabelFree | None = None
+    # stacked-digits only (the 1000-mode benchmark, ``modes``): modes covered among ``modes_samples`` samples
+    # and KL(modes ‖ uniform), beside the same figures for as many real stacks.
+    modes: int | None = None
+    modes_kl: float | None = None
+    modes_samples: int | None = None
+    real_modes: int | None = None
+    real_modes_kl: float | None = None
+
+    def set_modes(self, samples: ModeFigures, real: ModeFigures) -> None:
+        """Record the benchmark's figures and its target rows."""
+        self.modes, self.modes_kl, self.modes_samples = samples.modes, samples.kl, samples.samples
+        self.real_modes, self.real_modes_kl = real.modes, real.kl
+        self.targets = self.targets + check_mode_targets(samples)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -228,6 +242,11 @@ def format_table(q: Quality, name: str = "") -> str:
         f"{q.frechet_real_vs_real:.3f}, ratio {q.frechet_ratio:.2f})"
     )
     lines.append(f"  within-class diversity / real {q.diversity_ratio:.3f}")
+    if q.modes is not None:
+        lines.append(
+            f"  modes (of 1000) in {q.modes_samples} samples {q.modes:5d}   KL to uniform {q.modes_kl:.4f}   "
+            f"(real stacks: {q.real_modes}, KL {q.real_modes_kl:.4f})"
+        )
     if q.evaluator_accuracy is not None:
         header = f"  {'class':>12} {'samples %':>9} {'real %':>7} {'diversity':>9}"
         if q.label_accuracy_per_class is not None:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from training.data import ImageDataset, load_dataset
+from training.evaluate import modes
 from training.evaluate.autoencoder import AutoencoderSettings
 from training.evaluate.evaluator import Evaluator, EvaluatorSettings
 from training.evaluate.quality import Quality, evaluator_for, measure
@@ -40,10 +41,22 @@ def evaluate_model(
 ) -> tuple[Quality, Any]:
     """Evaluate the generator in ``path`` (ONNX) against its data set; return (figures, loaded model)."""
     model, real, evaluator = load_for_evaluation(path, dataset, data_dir, cache_dir, settings)
-    images, labels = sample_model(model, samples, seed)
+    stacked = real.name == modes.DATASET
+    # The 1000-mode benchmark counts modes among 26,000 samples; the other figures use the first ``samples``.
+    images, labels = sample_model(model, max(samples, modes.SAMPLES) if stacked else samples, seed)
     quality = measure(
-        images, evaluator, real, labels, seed, cache_dir=cache_dir, autoencoder_settings=autoencoder_settings
+        images[:samples],
+        evaluator,
+        real,
+        None if labels is None else labels[:samples],
+        seed,
+        cache_dir=cache_dir,
+        autoencoder_settings=autoencoder_settings,
     )
+    if stacked:
+        quality.set_modes(
+            modes.count_modes(images[: modes.SAMPLES]), modes.count_modes(modes.real_stacks(real.images))
+        )
     return quality, model
 
 

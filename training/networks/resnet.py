@@ -1,17 +1,16 @@
-"""``--arch resnet``: normalization-free residual generator and critic in the manner of R3GAN (Huang et al. 2024).
+"""``--arch resnet``: normalization-free residual G and D in the manner of R3GAN (Huang et al. 2024).
 
 Every resolution holds ``blocks`` residual blocks of 1×1 expand → grouped 3×3 → 1×1 with leaky ReLU 0.2 and no
-normalization. Resolutions change by resizing and then a 1×1 convolution (G: ×2 bilinear or nearest upsampling;
-D: 2×2 average pooling), so no strided transposed convolution can draw a checkerboard. Fix-up initialisation:
-the last convolution of every residual branch starts at zero and the others are scaled by L^(-1/4) (L residual
-blocks in the network, three layers per branch), so each block starts as the identity and the net trains
-without normalization layers.
+normalization. Resolutions change by resizing and then a 1×1 convolution (G: ×2 bilinear or nearest
+upsampling; D: 2×2 average pooling), so no strided transposed convolution can draw a checkerboard. Fix-up
+initialisation: the last convolution of every residual branch starts at zero and the others are scaled by
+L^(-1/4) (L residual blocks in the network, three layers per branch), so each block starts as the identity and
+the net trains without normalization layers.
 
-Widths: ``width`` channels at the image's own resolution, doubling at every halving down to 4×4 (at most
-16 × width). At 32×32 with width 32 and one block per resolution:
-G: z → 256×4×4 → 128×8×8 → 64×16×16 → 32×32×32 → C×32×32; D mirrors it, then a 4×4 convolution to a vector, a
-linear score and (conditional) a projection of the label's embedding.
-"""
+Widths: ``width`` channels at the image's own resolution, doubling at every halving down to 4×4 (at most 16 ×
+width). At 32×32 with width 32 and one block per resolution: G: z → 256×4×4 → 128×8×8 → 64×16×16 → 32×32×32 →
+C×32×32; D mirrors it, then a 4×4 convolution to a vector, a linear score and (conditional) a projection of
+the label's embedding."""
 
 from __future__ import annotations
 
@@ -76,8 +75,10 @@ class ResidualBlock(nn.Module):
 class ResnetGenerator(nn.Module):
     """Maps ``z`` (and a one-hot or soft ``label`` when conditional) to images around [-1, 1].
 
-    No Tanh: as in R3GAN the output is linear; the contract's uint8 conversion clips it.
+    No Tanh: as in R3GAN the output is linear; the export clips it to the contract's [-1, 1].
     """
+
+    BOUNDED_OUTPUT = False
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -131,7 +132,7 @@ class ResnetCritic(nn.Module):
             nn.LeakyReLU(SLOPE), (_msr(nn.Conv2d(last + int(cfg.minibatch_std), last, 4), SLOPE)),
             nn.LeakyReLU(SLOPE), nn.Flatten(),
         )  # fmt: skip
-        self.head = (_msr(nn.Linear(last, 1), None))
+        self.head = _msr(nn.Linear(last, 1), None)
         projection = cfg.conditional and cfg.d_conditioning == "projection"
         self.embed = (_msr(nn.Linear(cfg.num_classes, last, bias=False), None)) if projection else None
         self.classifier = nn.Linear(last * 16, cfg.num_classes) if cfg.aux_classifier else None

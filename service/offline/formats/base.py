@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from service.files import atomic_path, tmp_path
+from service.files import atomic_path, stale_tmp_paths
 from service.offline.folder import UnitRecord, record_of
 from service.offline.layout import Unit
 from service.offline.options import Options
@@ -101,8 +101,9 @@ class UnitFormat:
 
     def clean(self, out: Path, unit: Unit) -> None:
         """Remove what a killed run left of an unfinished unit (before it is written again)."""
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path(out / self.unit_path(unit)).unlink()
+        for stale in stale_tmp_paths(out / self.unit_path(unit)):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
 
 
 class FileFormat(UnitFormat):
