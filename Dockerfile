@@ -39,6 +39,7 @@ RUN groupadd --gid 10001 ganserve \
 
 WORKDIR /app
 COPY models/ /app/models/
+COPY gancore/ /app/gancore/
 COPY service/ /app/service/
 
 # Defaults of the service's settings; override with `-e NAME=value`.

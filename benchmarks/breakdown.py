@@ -38,7 +38,7 @@ from benchmarks.common import (
     service_threads,
 )
 from benchmarks.loadgen import read_response, request_bytes
-from service.contract import image_indices, inputs_for, to_uint8
+from gancore.contract import image_indices, inputs_for, to_uint8
 from service.registry import GeneratorModel
 from service.timing import parse_header
 
@@ -175,7 +175,7 @@ def encoder_rows(path: Path, count: int, rounds: int) -> list[list]:
 
     import numpy as np
 
-    from service.imaging import encode_png, encode_pngs_sync, tile
+    from gancore.imaging import encode_png, encode_pngs_sync, tile
     from service.service import npy_bytes
 
     model = GeneratorModel(path, ["CPUExecutionProvider"], service_threads())

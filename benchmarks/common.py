@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from service.contract import image_indices, inputs_for  # noqa: E402
+from gancore.contract import image_indices, inputs_for  # noqa: E402
 from service.registry import GeneratorModel, model_threads  # noqa: E402
 
 

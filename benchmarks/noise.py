@@ -1,4 +1,4 @@
-"""Noise derivation speed: microseconds per image of ``service.contract.latent``, and proof it is unchanged.
+"""Noise derivation speed: microseconds per image of ``gancore.contract.latent``, and proof it is unchanged.
 
     .venv/bin/python -m benchmarks.noise [--latent 100] [--batches 1,16,64,256,1024] [--rounds 30]
 
@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from benchmarks.common import machine_line, print_table
-from service.contract.noise import GAMMA, _bases, _mix, latent
+from gancore.contract.noise import GAMMA, _bases, _mix, latent
 
 
 def reference(seed: int, indices: np.ndarray, latent_dim: int) -> np.ndarray:

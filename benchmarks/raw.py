@@ -29,7 +29,7 @@ from benchmarks.common import (
     service_threads,
     time_calls,
 )
-from service.contract import ModelMetadata
+from gancore.contract import ModelMetadata
 from service.registry import GeneratorModel
 
 BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)

@@ -24,7 +24,7 @@ import numpy as np
 import onnxruntime as ort
 
 from benchmarks.common import default_models_dir, machine_line, model_inputs, model_paths, print_table
-from service.contract import IMAGE, feeds
+from gancore.contract import IMAGE, feeds
 from service.registry import GeneratorModel, session_options
 
 

@@ -51,7 +51,7 @@ def _median_seconds(fn, calls: int, sync=None) -> float:
 
 
 def _inputs(latent_dim: int, num_classes: int) -> dict[str, np.ndarray]:
-    from service.contract import inputs_for
+    from gancore.contract import inputs_for
 
     z, rows, _ = inputs_for(0, np.arange(BATCH, dtype=np.uint64), latent_dim, num_classes, None)
     return {"z": z} if rows is None else {"z": z, "label": rows}
@@ -62,7 +62,7 @@ def compare_generators(run: Path, onnx_path: Path, row: dict, args: argparse.Nam
     import onnxruntime as ort
     import torch
 
-    from service.contract import to_uint8
+    from gancore.contract import to_uint8
     from training.export import load_generator
 
     g, cfg, _ = load_generator(run)
@@ -155,7 +155,7 @@ def serve_check(models: Path, rows: list[dict]) -> str:
     import onnxruntime as ort
 
     from benchmarks.common import ServeProcess
-    from service.contract import to_uint8
+    from gancore.contract import to_uint8
 
     server = ServeProcess(models)
     try:

@@ -30,9 +30,9 @@ from urllib.parse import parse_qsl
 import deflate
 import numpy as np
 
-from service.contract import MAX_SEED, SUPPORTED_CHANNELS, LabelError, inputs_for, resolve_label
+from gancore.contract import MAX_SEED, SUPPORTED_CHANNELS, LabelError, inputs_for, resolve_label
+from gancore.imaging import encode_png
 from service.guards import Receive, Scope, Send
-from service.imaging import encode_png
 from service.registry import MODEL_NAME, GeneratorModel
 
 MOUNT = "/images"

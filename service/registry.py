@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from service.accel import CPU, provider_list
-from service.contract import (
+from gancore.contract import (
     CONTRACT_VERSION,
     IMAGE,
     MetadataError,
@@ -29,6 +28,7 @@ from service.contract import (
     generate,
     session_metadata,
 )
+from service.accel import CPU, provider_list
 
 log = logging.getLogger("ganserve.registry")
 

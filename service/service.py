@@ -17,10 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.responses import JSONResponse, Response
 
-from service import guards, image_urls
-from service.accel import CUDA, buckets, choose_providers, padded_run
-from service.batching import Batcher, BatchStats, QueueFull
-from service.contract import (
+from gancore.contract import (
     CONTRACT_VERSION,
     MAX_SEED,
     LabelError,
@@ -29,7 +26,10 @@ from service.contract import (
     resolve_label,
     to_uint8,
 )
-from service.imaging import encode_grid, encode_pngs
+from gancore.imaging import encode_grid, encode_pngs
+from service import guards, image_urls
+from service.accel import CUDA, buckets, choose_providers, padded_run
+from service.batching import Batcher, BatchStats, QueueFull
 from service.lean import LeanRoutes
 from service.openapi import OpenApiMiddleware
 from service.registry import GeneratorModel, ModelInfo, ModelLoadError, check_models, load_models

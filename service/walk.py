@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from service.contract import MAX_SEED, drawn_labels, latent, one_hot
+from gancore.contract import MAX_SEED, drawn_labels, latent, one_hot
 
 MAX_STEPS = 64
 _PARALLEL = 1e-6  # below this angle (radians) slerp's division is unstable and lerp is the same curve
@@ -81,7 +81,7 @@ def walk_inputs(
 ) -> WalkInputs:
     """Inputs for ``steps`` frames from image ``index`` of (seed_a, label_a) to that of (seed_b, label_b).
 
-    ``label_a``/``label_b`` are one float32 row [num_classes] each (see service.contract.resolve_label);
+    ``label_a``/``label_b`` are one float32 row [num_classes] each (see gancore.contract.resolve_label);
     None means the label that seed draws for that index. Unconditional models (num_classes 0) take no labels.
     """
     if not 2 <= steps <= MAX_STEPS:

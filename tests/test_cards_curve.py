@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from benchmarks.sprites import write_sprites
-from service.imaging import encode_png
+from gancore.imaging import encode_png
 from tests.conftest import run_cli
 from training.cards import CHECKER_GREYS, checkerboard, composite_on_checkerboard, sample_grid
 from training.config import override, preset

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.files import is_tmp, stale_tmp_paths, write_atomic
-from service.files import tmp_path as temporary_name
+from gancore.files import is_tmp, stale_tmp_paths, write_atomic
+from gancore.files import tmp_path as temporary_name
 from tests.conftest import ROOT
 
 WRITER = """
 import sys
-from service.files import write_atomic
+from gancore.files import write_atomic
 path, tag = sys.argv[1], sys.argv[2].encode()
 for _ in range(400):
     write_atomic(path, tag * 200_000)

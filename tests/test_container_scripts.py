@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.imaging import encode_png
+from gancore.imaging import encode_png
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ import time
 import pytest
 import torch
 
-from service.files import stale_tmp_paths
+from gancore.files import stale_tmp_paths
 from tests.conftest import ROOT, TINY, run_cli
 from training.trainer import CHECKPOINT, METRICS
 

@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from service.contract import CONTRACT_VERSION, ModelMetadata
+from gancore.contract import CONTRACT_VERSION, ModelMetadata
 from tests.conftest import run_cli
 from training.export import ExportError, check_parity, load_generator
 

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.contract import CONTRACT_VERSION, drawn_labels, latent, one_hot, to_uint8
+from gancore.contract import CONTRACT_VERSION, drawn_labels, latent, one_hot, to_uint8
 from tests.conftest import ROOT, Server
 
 MODELS = ROOT / "models"

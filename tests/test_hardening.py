@@ -92,8 +92,8 @@ UNSAFE_CALLS = {
 
 
 def _service_sources() -> list[Path]:
-    sources = sorted((ROOT / "service").rglob("*.py"))
-    assert ROOT / "service" / "contract" / "noise.py" in sources  # sub-packages are scanned too
+    sources = sorted((ROOT / "service").rglob("*.py")) + sorted((ROOT / "gancore").rglob("*.py"))
+    assert ROOT / "gancore" / "contract" / "noise.py" in sources  # sub-packages are scanned too
     return sources
 
 

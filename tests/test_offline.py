@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.contract import image_indices, resolve_label
+from gancore.contract import image_indices, resolve_label
 from service.offline import Job, my_units, shard_images
 from service.registry import GeneratorModel
 from tests.conftest import ROOT, run_cli

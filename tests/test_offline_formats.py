@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.contract import image_indices
+from gancore.contract import image_indices
 from tests.conftest import ROOT, TINY, run_cli
 from tests.test_offline import gen, generate_cmd, kill_when, service_images, tree
 
@@ -511,7 +511,7 @@ def test_without_libdeflate_training_imports_and_reproducible_pngs_refuse():
     ``deflate``; asking for reproducible PNG bytes there fails loudly instead of giving other bytes."""
     code = (
         "import sys; sys.modules['deflate'] = None\n"
-        "import numpy as np, training.trainer, service.imaging as im\n"
+        "import numpy as np, training.trainer, gancore.imaging as im\n"
         "assert im.encode_png(np.zeros((4, 4, 4), np.uint8)).startswith(b'\\x89PNG')\n"
         "try:\n    im.encode_png(np.zeros((4, 4, 4), np.uint8), reproducible=True)\n"
         "except RuntimeError as e:\n    print(e)\n"
@@ -527,7 +527,7 @@ def test_offline_pngs_are_the_reproducible_encoders():
     many threads encode at once (where ISA-L's were seen to vary)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from service.imaging import encode_png
+    from gancore.imaging import encode_png
 
     rng = np.random.default_rng(19)
     images = []

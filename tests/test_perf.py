@@ -7,8 +7,8 @@ import asyncio
 import numpy as np
 import pytest
 
+from gancore.contract import image_indices, inputs_for
 from service.accel import CUDA, bucket_for, buckets, pad_rows, padded_run, provider_list
-from service.contract import image_indices, inputs_for
 from service.registry import GeneratorModel, session_options
 from service.settings import Settings
 from tests.conftest import ROOT, run_cli
@@ -133,7 +133,7 @@ def test_png_encoder_round_trips(shape):
 
     from PIL import Image
 
-    from service.imaging import encode_png
+    from gancore.imaging import encode_png
 
     rng = np.random.default_rng(sum(shape))
     noisy = rng.integers(0, 256, shape, dtype=np.uint8)

@@ -294,8 +294,8 @@ def test_cli_resume_matches_uninterrupted(tmp_path):
 
 
 def test_training_writes_its_artifacts(tmp_path):
-    from service.contract import to_uint8
-    from service.imaging import tile
+    from gancore.contract import to_uint8
+    from gancore.imaging import tile
     from training.trainer import evaluating, one_hot
 
     t = Trainer(small("cgan"), tmp_path)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.contract import drawn_labels, latent, one_hot, to_uint8
+from gancore.contract import drawn_labels, latent, one_hot, to_uint8
 from service.registry import GeneratorModel
 from service.walk import MAX_STEPS, slerp, walk_inputs
 from tests.test_service import metric_sum, npy, post

@@ -11,6 +11,6 @@ except PackageNotFoundError:  # running from a source tree that was not installe
     __version__ = "0.1.0"
 
 # The sizes and channels belong to the contract the service also checks: one list, there.
-from service.contract import SUPPORTED_CHANNELS, SUPPORTED_IMAGE_SIZES  # noqa: E402
+from gancore.contract import SUPPORTED_CHANNELS, SUPPORTED_IMAGE_SIZES  # noqa: E402
 
 __all__ = ["SUPPORTED_CHANNELS", "SUPPORTED_IMAGE_SIZES", "__version__"]

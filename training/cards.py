@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from service.contract import one_hot
-from service.imaging import encode_png, tile
+from gancore.contract import one_hot
+from gancore.imaging import encode_png, tile
 from training.config import TrainConfig, preset
 from training.evaluate import LabelFree, Quality, curve_markdown, plot_curve
 

@@ -1,7 +1,7 @@
 """Export a trained generator to the project's ONNX contract, and prove it matches PyTorch.
 
-Contract (``service.contract``): the tensor names, dtypes and shapes of ``service.contract.tensors`` and
-the metadata of ``service.contract.ModelMetadata``, with the contract version the service implements.
+Contract (``gancore.contract``): the tensor names, dtypes and shapes of ``gancore.contract.tensors`` and
+the metadata of ``gancore.contract.ModelMetadata``, with the contract version the service implements.
 
 Truncation (an export option): the graph may scale ``z`` by ψ < 1 before the generator, i.e. sample at a
 lower temperature, N(0, ψ²I) instead of N(0, I) (Kingma & Dhariwal 2018). Like BigGAN's truncation trick
@@ -20,8 +20,8 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from service.contract import CONTRACT_VERSION, IMAGE, ModelMetadata, feeds, input_names
-from service.files import write_atomic
+from gancore.contract import CONTRACT_VERSION, IMAGE, ModelMetadata, feeds, input_names
+from gancore.files import write_atomic
 from training import __version__
 from training.config import TrainConfig
 from training.networks import build_generator

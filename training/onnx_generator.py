@@ -2,7 +2,7 @@
 
 Training must not depend on the service's registry (data flows training → export → service), so this is
 the small loader it needs: ONNX Runtime's session, the metadata and signature checked by the shared
-contract (``service.contract``), and sampling through the contract's ``generate``, so evaluation and cards
+contract (``gancore.contract``), and sampling through the contract's ``generate``, so evaluation and cards
 see exactly the images the service would serve.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from service.contract import (
+from gancore.contract import (
     IMAGE,
     MetadataError,
     ModelMetadata,

@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from service.contract import to_uint8
-from service.files import atomic_path, stale_tmp_paths, write_atomic
-from service.imaging import encode_png, tile
+from gancore.contract import to_uint8
+from gancore.files import atomic_path, stale_tmp_paths, write_atomic
+from gancore.imaging import encode_png, tile
 from training.augment import Augmenter
 from training.config import TrainConfig, validate
 from training.data import ImageDataset, load_dataset

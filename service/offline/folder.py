@@ -1,7 +1,7 @@
 """The output folder's state: ``job.json`` (what the folder holds), finished units, and the manifests.
 
 A unit is complete exactly when its file (npz, tar, parquet; a png folder's ``index.csv``) exists at its
-final name: every file is written under a temporary name and renamed into place (service.files). The
+final name: every file is written under a temporary name and renamed into place (gancore.files). The
 manifest lists each finished unit with its sha256; it is a report, rewritten as units finish, never the
 source of truth, so a lost or stale manifest costs a re-hash, never an image.
 """
@@ -15,7 +15,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from service.files import is_tmp, tmp_path, write_atomic
+from gancore.files import is_tmp, tmp_path, write_atomic
 from service.offline.errors import OfflineError, is_disk_full
 from service.offline.layout import manifest_name, shard_images
 from service.offline.validation import Job

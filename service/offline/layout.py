@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.contract import image_indices
+from gancore.contract import image_indices
 from service.offline.errors import OfflineError
 from service.offline.validation import Job
 

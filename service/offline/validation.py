@@ -7,7 +7,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from service.contract import MAX_SEED, resolve_label
+from gancore.contract import MAX_SEED, resolve_label
 from service.offline.errors import OfflineError
 from service.registry import MODEL_NAME, GeneratorModel, ModelLoadError, model_paths
 

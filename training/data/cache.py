@@ -3,7 +3,7 @@
 The cache key covers everything the decoded pixels depend on: each file's path, size and modification time,
 the training size, channels and pad colour, and the decoder's version. Decoding streams rows straight into
 the cache file, so memory stays bounded by one chunk of images whatever the set's size; a later run maps the
-file and starts in seconds. Files are written through ``service.files.atomic_path`` (a killed run leaves no
+file and starts in seconds. Files are written through ``gancore.files.atomic_path`` (a killed run leaves no
 torn cache).
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import UnidentifiedImageError
 
-from service.files import atomic_path, tmp_path
+from gancore.files import atomic_path, tmp_path
 from training.data.dataset import DatasetError
 from training.data.images import DECODER_VERSION, DecodeSpec, decode_file
 

@@ -1,7 +1,7 @@
 """Quality of a generator against its real data, with and without class labels.
 
 GANs fail silently (one digit, or mush, with healthy-looking losses), so every exported generator is
-measured the same way: sample it as the service does (``service.contract.generate``: the seeded
+measured the same way: sample it as the service does (``gancore.contract.generate``: the seeded
 noise contract and the uint8 post-processing) and compare the samples with the real data:
 
 - class figures, by a classifier ensemble trained on the data set's classes (``evaluator``): label accuracy

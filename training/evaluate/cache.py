@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from service.files import atomic_path
+from gancore.files import atomic_path
 
 
 def default_cache_dir() -> Path:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from service.contract import generate
+from gancore.contract import generate
 from training.config import TrainConfig
 from training.data import load_dataset
 from training.evaluate.autoencoder import AutoencoderSettings
@@ -74,7 +74,7 @@ def sample_trainer(
     trainer: Trainer, count: int, seed: int, raw: bool = False, batch: int = 500
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``count`` uint8 images [N, H, W, C] of the generator ``export`` would ship (``raw``: of the un-averaged
-    G), with each image's class, drawn by the service's noise contract (``service.contract.generate``)."""
+    G), with each image's class, drawn by the service's noise contract (``gancore.contract.generate``)."""
     G = trainer.G if raw else trainer.export_generator
     cfg, device = trainer.cfg.model, trainer.device
 

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from service.files import atomic_path, stale_tmp_paths
+from gancore.files import atomic_path, stale_tmp_paths
 from service.offline.folder import UnitRecord, record_of
 from service.offline.layout import Unit
 from service.offline.options import Options

@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from service.imaging import encode_png
+from gancore.imaging import encode_png
 from service.offline.formats.base import Batch, FileFormat, UnitContext
 from service.offline.layout import Unit, sample_key
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from service.contract import inputs_for
-from service.files import is_tmp, write_atomic
-from service.imaging import encode_png
+from gancore.contract import inputs_for
+from gancore.files import is_tmp, write_atomic
+from gancore.imaging import encode_png
 from service.offline.folder import UnitRecord, sha256_file
 from service.offline.formats.base import UnitContext, UnitFormat
 from service.offline.layout import Unit, sample_key

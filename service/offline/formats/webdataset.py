@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from service.imaging import encode_png
+from gancore.imaging import encode_png
 from service.offline.formats.base import Batch, FileFormat, UnitContext
 from service.offline.layout import Unit, sample_key
 

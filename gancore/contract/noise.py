@@ -3,7 +3,7 @@
 Image *i* of a request depends on (model, seed, i, label) alone, whatever else shares its batch and
 whichever process draws it. The derivation uses only integer arithmetic on uint64 plus Box-Muller, so it is
 independent of numpy's random-generator implementations and stable across releases (changing it is a new
-contract version, see ``service.contract.version``):
+contract version, see ``gancore.contract.version``):
 
     key      = mix(seed)
     base_i   = mix(key XOR i)

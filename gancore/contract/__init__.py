@@ -11,15 +11,15 @@ process draws it. Its parts, one module each:
 - ``inputs``: a request's label → model inputs; ``generate`` (inputs → run → uint8).
 - ``pixels``: float → uint8.
 
-Training imports from ``service`` only this package, ``service.imaging`` (grids, PNG) and ``service.files``.
+Training and the service both import it (from ``gancore``, which imports neither of them nor torch).
 """
 
-from service.contract.inputs import LabelError, generate, inputs_for, one_hot, resolve_label
-from service.contract.metadata import MetadataError, ModelMetadata
-from service.contract.noise import MAX_SEED, drawn_labels, image_indices, latent
-from service.contract.pixels import to_uint8
-from service.contract.session import session_metadata
-from service.contract.tensors import (
+from gancore.contract.inputs import LabelError, generate, inputs_for, one_hot, resolve_label
+from gancore.contract.metadata import MetadataError, ModelMetadata
+from gancore.contract.noise import MAX_SEED, drawn_labels, image_indices, latent
+from gancore.contract.pixels import to_uint8
+from gancore.contract.session import session_metadata
+from gancore.contract.tensors import (
     IMAGE,
     LABEL,
     SUPPORTED_CHANNELS,
@@ -30,7 +30,7 @@ from service.contract.tensors import (
     input_names,
     signature_problems,
 )
-from service.contract.version import CONTRACT_VERSION
+from gancore.contract.version import CONTRACT_VERSION
 
 __all__ = [
     "CONTRACT_VERSION",

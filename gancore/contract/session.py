@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from service.contract.metadata import MetadataError, ModelMetadata
-from service.contract.tensors import TensorSpec, signature_problems
+from gancore.contract.metadata import MetadataError, ModelMetadata
+from gancore.contract.tensors import TensorSpec, signature_problems
 
 
 class _NodeArg(Protocol):

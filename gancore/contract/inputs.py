@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from service.contract.noise import drawn_labels, latent
-from service.contract.pixels import to_uint8
+from gancore.contract.noise import drawn_labels, latent
+from gancore.contract.pixels import to_uint8
 
 
 class LabelError(ValueError):

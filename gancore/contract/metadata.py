@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from service.contract.tensors import SUPPORTED_CHANNELS
-from service.contract.version import CONTRACT_VERSION
+from gancore.contract.tensors import SUPPORTED_CHANNELS
+from gancore.contract.version import CONTRACT_VERSION
 
 # Files exported before the contract version existed were made with version 1's derivation (the only one).
 _LEGACY_CONTRACT_VERSION = 1

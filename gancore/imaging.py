@@ -1,6 +1,6 @@
 """uint8 image arrays → grids and PNG bytes (shared by the service, offline generation and training).
 
-Float → uint8 is part of the sampling contract: ``service.contract.to_uint8``.
+Float → uint8 is part of the sampling contract: ``gancore.contract.to_uint8``.
 """
 
 from __future__ import annotations
