@@ -3,7 +3,7 @@
     python -m benchmarks.quality_curve --recipe dcgan --steps 3000 --eval-every 100 --budget-cpu 600 \
         --out runs/curve-dcgan [any train flag]
 
-Prints one row per evaluation (generator step, training CPU-seconds, the issue-6 figures) and appends the same
+Prints one row per evaluation (generator step, training CPU-seconds, the class figures) and appends the same
 rows to OUT/curve.jsonl. CPU time counts training only, not the evaluations, so the rows say what a run of
 that many steps costs (``python -m training train --steps N`` gives the same weights: nothing in training
 depends on the total length).

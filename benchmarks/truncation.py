@@ -5,7 +5,7 @@
 Feeds ψ·z to the file, z drawn by the service's noise contract for the seed, so each row is what
 ``python -m training export RUN --truncation ψ`` followed by ``python -m training evaluate`` would report
 (for a file already exported with ψ₀, the row's effective truncation is ψ₀·ψ). Prints one row per ψ with the
-issue-6 figures; ``--json`` also writes them.
+class figures; ``--json`` also writes them.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Usage: ``python scripts/results_table.py models/*.json``
 
-Two tables: the class figures (issue 6), then the label-free figures (issue 17), each as "samples (held-out
+Two tables: the class figures, then the label-free figures, each as "samples (held-out
 real)".
 """
 
@@ -68,7 +68,7 @@ def main(paths: list[str]) -> int:
     print()
     print(
         "| model | features | NDB/K | JS | precision | recall | density | coverage | near-duplicates "
-        "| copies | issue-17 targets missed |"
+        "| copies | label-free targets missed |"
     )
     print("|---|---|" + "---|" * len(LABEL_FREE) + "---|")
     for card in cards:

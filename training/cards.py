@@ -263,7 +263,7 @@ def card_markdown(card: dict[str, Any], q: Quality, class_names: list[str] | Non
     ]
     if q.label_accuracy_per_class is not None:
         lines.append("| label acc | " + " | ".join(f"{a:.3f}" for a in q.label_accuracy_per_class) + " |")
-    lines += ["", "Targets (issue 6):", ""]
+    lines += ["", "Targets (class figures):", ""]
     lines += _target_lines(q.targets)
     if q.label_free is not None:
         lines += label_free_markdown(q.label_free)
@@ -328,7 +328,7 @@ def label_free_markdown(lf: LabelFree) -> list[str]:
         lines.append(f"| {label} | {getattr(lf.samples, key):.4f} | {getattr(lf.real, key):.4f} |")
     lines += [
         "",
-        "Label-free targets (issue 17, set for models of unlabeled sprites; shown for every model):",
+        "Label-free targets (set for models of unlabeled sprites; shown for every model):",
         "",
     ]
     return lines + _target_lines(lf.targets)

@@ -81,7 +81,7 @@ class LabelFree:
     samples: SetFigures
     real: SetFigures  # held-out real half against the training half
     settings: dict[str, Any] = field(default_factory=dict)
-    targets: list[dict[str, Any]] = field(default_factory=list)  # issue 17's limits (targets.py)
+    targets: list[dict[str, Any]] = field(default_factory=list)  # the limits of targets.py
     version: int = LABEL_FREE_VERSION
 
     def to_dict(self) -> dict[str, Any]:

@@ -66,7 +66,7 @@ class Quality:
         return asdict(self)
 
     def all_targets(self) -> list[dict[str, Any]]:
-        """Every target row: the class figures' and, where measured, the label-free ones (issue 17)."""
+        """Every target row: the class figures' and, where measured, the label-free ones."""
         return self.targets + (self.label_free.targets if self.label_free is not None else [])
 
     def missed_targets(self) -> list[str]:
@@ -159,7 +159,7 @@ def measure(
     # Real-vs-real, the floor any generator is compared with: as many random real images as there are
     # samples (at most half the data) against the rest. The Fréchet distance of finite sets is biased upwards
     # by about 1/size, so the floor must be taken at the samples' size: between two halves of a 60,000-image
-    # set it is several times smaller than any 5,000 real images would score (issue 17).
+    # set it is several times smaller than any 5,000 real images would score.
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(real_feats))
     part = min(len(images), len(perm) // 2)

@@ -1,9 +1,9 @@
 """The project's quality targets, per data set: what a shipped model of that data set is held to.
 
-- digits (and any data set without its own line): issue 6's class figures; issue 17's label-free limits.
-- fashion-mnist (issue 17): a conditional model's label accuracy at least the evaluator's own held-out
+- digits (and any data set without its own line): the class figures' targets; the label-free limits.
+- fashion-mnist: a conditional model's label accuracy at least the evaluator's own held-out
   accuracy (its samples classify as well as real images do), Fréchet ratio ≤ 3, NDB/K ≤ 0.1.
-- emoji (issue 17): the label-free limits; a conditional model's category accuracy ≥ 0.8 × the evaluator's
+- emoji: the label-free limits; a conditional model's category accuracy ≥ 0.8 × the evaluator's
   held-out accuracy. No class-share target for unconditional models: the categories are far from balanced
   (Activities is 4.5 % of the real set, so "every class ≥ 5 %" would fail the real data itself); the class
   histogram and its KL are reported.
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from training.evaluate.label_free import LabelFree
     from training.evaluate.quality import Quality
 
-# Issue 17 (set for the emoji models; reported for every model): limits on the samples' figures.
+# Set for the emoji models, reported for every model: limits on the samples' label-free figures.
 NDB_K_MAX = 0.3
 RECALL_MIN = 0.4
 COVERAGE_MIN = 0.7
@@ -85,7 +85,7 @@ def check_targets(q: Quality, conditional: bool) -> list[dict[str, Any]]:
 
 
 def check_label_free_targets(lf: LabelFree, dataset: str = "") -> list[dict[str, Any]]:
-    """Issue 17's limits on the label-free figures (those of ``dataset``) as [{name, value, limit, ok}]."""
+    """The limits on the label-free figures (those of ``dataset``) as [{name, value, limit, ok}]."""
     t = targets_for(dataset)
     s, r = lf.samples, lf.real
     dup_max = round(t.real_rate_factor * r.duplicates, 4)
