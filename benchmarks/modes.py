@@ -44,28 +44,34 @@ def describe(cfg: TrainConfig) -> str:
     return " ".join(parts)
 
 
-def run_curve(run: Path, seed: int = 0) -> list[dict[str, Any]]:
-    """Mode figures of every checkpoint ``run`` kept (cached in RUN/modes.jsonl)."""
+def run_curve(run: Path, seed: int = 0, raw: bool = False, every: int = 1) -> list[dict[str, Any]]:
+    """Mode figures of the checkpoints ``run`` kept (every ``every``-th, and the last; cached in
+    RUN/modes.jsonl). ``raw``: of the un-averaged G instead of the one ``export`` ships."""
     cache = run / CACHE
+    generator = "raw" if raw else "shipped"
     done = {}
     if cache.exists():
         for line in cache.read_text().splitlines():
             row = json.loads(line)
-            done[(row["step"], row["cpu_s"])] = row
+            done[(row["step"], row["cpu_s"], row.get("generator", "shipped"))] = row
     cfg = TrainConfig.load(run / CONFIG)
     trainer = None
     rows = []
-    for path in kept_checkpoints(run):
+    paths = kept_checkpoints(run)
+    for i, path in enumerate(paths):
+        if i % every and i != len(paths) - 1:
+            continue
         state = torch.load(path, map_location="cpu", weights_only=True)["state"]
-        key = (state["step"], round(state["cpu_seconds"], 1))
+        key = (state["step"], round(state["cpu_seconds"], 1), generator)
         if key not in done:
             if trainer is None:
                 real = load_dataset(cfg.dataset, cfg.model.image_size, cfg.model.channels, cfg.data_dir)
                 trainer = Trainer(cfg, run, dataset=real)
             trainer.load_checkpoint(path)
-            images, _ = sample_trainer(trainer, SAMPLES, seed)
+            images, _ = sample_trainer(trainer, SAMPLES, seed, raw=raw)
             fig = count_modes(images)
-            done[key] = {"step": key[0], "cpu_s": key[1], "modes": fig.modes, "kl": fig.kl}
+            done[key] = {"step": key[0], "cpu_s": key[1], "generator": generator, "modes": fig.modes,
+                         "kl": fig.kl}  # fmt: skip
             with cache.open("a") as f:
                 f.write(json.dumps(done[key]) + "\n")
         rows.append(done[key])
@@ -110,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=float, default=1800.0, help="CPU-seconds of the equal-time table")
     p.add_argument("--plot", type=Path, default=None, help="write modes and KL against CPU time here (PNG)")
     p.add_argument("--markdown", action="store_true", help="print the budget table as Markdown")
+    p.add_argument(
+        "--raw", action="store_true", help="measure the un-averaged G (runs with an EMA ship the EMA)"
+    )
+    p.add_argument("--every", type=int, default=1, help="measure every N-th kept checkpoint (and the last)")
     args = p.parse_args(argv)
     curves: dict[str, list[dict[str, Any]]] = {}
     settings: dict[str, str] = {}
@@ -117,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (run / CONFIG).exists():
             print(f"{run}: not a run folder (no {CONFIG})", file=sys.stderr)
             return 2
-        curves[run.name] = run_curve(run)
+        curves[run.name] = run_curve(run, raw=args.raw, every=args.every)
         settings[run.name] = describe(TrainConfig.load(run / CONFIG))
         print(f"{run.name}: {settings[run.name]}")
         for r in curves[run.name]:
