@@ -4,7 +4,6 @@ file away — two processes on one file, two trainings decoding one new folder, 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ from PIL import Image
 
 from gancore.files import is_tmp, stale_tmp_paths, write_atomic
 from gancore.files import tmp_path as temporary_name
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_torchrun
 
 WRITER = """
 import sys
@@ -66,25 +65,18 @@ def new_folder(tmp_path) -> Path:
     return folder
 
 
-TRAIN = ["--image-size", "16", "--g-width", "8", "--d-width", "8", "--batch-size", "16", "--steps", "1",
-         "--no-progress", "--device", "cpu"]  # fmt: skip
+def train_args(folder: Path, out: Path) -> list[str]:
+    """``python -m`` arguments of a one-step training on ``folder`` into ``out``."""
+    return ["training", "train", "--dataset", f"folder:{folder}", "--image-size", "16", "--g-width", "8",
+            "--d-width", "8", "--batch-size", "16", "--steps", "1", "--no-progress", "--device", "cpu",
+            "--out", str(out)]  # fmt: skip
 
 
 def test_two_trainings_decode_one_new_folder_at_once(tmp_path, new_folder):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GANSERVE_DATA_DIR": str(tmp_path / "data")}
     procs = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "training",
-                "train",
-                "--dataset",
-                f"folder:{new_folder}",
-                *TRAIN,
-                "--out",
-                str(tmp_path / f"run{i}"),
-            ],  # fmt: skip
+            [sys.executable, "-m", *train_args(new_folder, tmp_path / f"run{i}")],
             cwd=ROOT,
             env=env,
             stderr=subprocess.PIPE,
@@ -99,29 +91,7 @@ def test_two_trainings_decode_one_new_folder_at_once(tmp_path, new_folder):
 
 
 def test_two_process_torchrun_on_a_new_folder(tmp_path, new_folder):
-    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or "torchrun"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
-           "GANSERVE_DATA_DIR": str(tmp_path / "data")}  # fmt: skip
-    proc = subprocess.run(
-        [
-            torchrun,
-            "--standalone",
-            "--nproc-per-node",
-            "2",
-            "-m",
-            "training",
-            "train",
-            "--dataset",
-            f"folder:{new_folder}",
-            *TRAIN,
-            "--out",
-            str(tmp_path / "run"),
-        ],  # fmt: skip
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    run_torchrun(
+        "-m", *train_args(new_folder, tmp_path / "run"), env={"GANSERVE_DATA_DIR": str(tmp_path / "data")}
     )
-    assert proc.returncode == 0, proc.stderr[-4000:]
     assert (tmp_path / "run" / "checkpoint.pt").exists()

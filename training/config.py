@@ -25,7 +25,8 @@ Optimizer = Literal["adam", "rmsprop"]
 Precision = Literal["fp32", "bf16", "fp16"]
 
 RECIPES = ("dcgan", "wgan", "wgan-gp", "cgan", "r3gan")
-# The r3gan preset's widths and γ: chosen by the measurements in docs (a CPU budget, not the paper's GPUs).
+# The r3gan preset's widths and γ. Not yet tuned by measurement: the CPU ablation (README, "The 1000-mode
+# benchmark") ran widths 16 and this γ, and found neither the best setting at its budget.
 R3GAN_WIDTH = 32
 R3GAN_GAMMA = 0.05  # the paper's CIFAR-10 (32×32) starting γ
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")  # Zhao et al. 2020, applied in this order

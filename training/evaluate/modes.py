@@ -10,7 +10,7 @@ figures compare with the papers' only in kind: report the real stacks' own figur
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,9 +36,6 @@ class ModeFigures:
     samples: int
     modes: int
     kl: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @functools.lru_cache(maxsize=1)
