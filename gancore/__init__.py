@@ -5,3 +5,12 @@
 Data flows one way — data → ``training`` → export → ``models/`` → ``service`` — and both ends import this
 package, never each other (``tests/test_layering.py`` checks it).
 """
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("ganserve")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -25,7 +25,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 log = logging.getLogger("ganserve.guards")
 
 # Probes and scrapes: open to anyone, any method, never counted against the concurrency limit.
-OPEN_PATHS = frozenset({"/livez", "/healthz", "/readyz", "/metrics"})
+OPEN_PATHS = frozenset({"/livez", "/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"})
+# The Open Inference Protocol's binary tensor extension sends its body as application/octet-stream.
+BINARY_PREFIX = "/v2/"
 # Pages that hold no secret (API docs, the demo page): open for GET/HEAD; their API calls are not.
 PAGE_PATHS = frozenset({"/", "/docs.json", "/schema.json", "/ui"})
 PAGE_PREFIXES = ("/static_content/", "/assets/", "/ui/")
@@ -138,28 +140,43 @@ class BodyLimitMiddleware:
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             return await self._too_large(send, f"Content-Length is {int(declared)} bytes")
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                return await self._too_large(send, f"more than {self.max_bytes} bytes were sent")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body, replayed = b"".join(chunks), False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()  # after the body: wait for the disconnect, as the server would
-
+        body, replay = await read_body(receive, self.max_bytes)
+        if body is None:  # the client went away
+            return
+        if len(body) > self.max_bytes:
+            return await self._too_large(send, f"more than {self.max_bytes} bytes were sent")
         await self.app(scope, replay, send)
+
+
+async def read_body(receive: Receive, limit: int | None = None) -> tuple[bytes | None, Receive]:
+    """The whole request body, and a ``receive`` that hands it on again (then waits for the disconnect).
+
+    None when the client went away first. With ``limit``, reading stops once more than ``limit`` bytes
+    have arrived (the body returned is then longer than the limit, and incomplete). The one body reader of
+    the server: the size guard reads a body once, and every later reader gets it from the replay.
+    """
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None, receive
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if limit is not None and size > limit:
+            break
+        if not message.get("more_body", False):
+            break
+    body, replayed = b"".join(chunks), False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # after the body: wait for the disconnect, as the server would
+
+    return body, replay
 
 
 def is_json(content_type: bytes | None) -> bool:
@@ -170,11 +187,19 @@ def is_json(content_type: bytes | None) -> bool:
     return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))
 
 
+def _is_octet_stream(content_type: bytes | None) -> bool:
+    return (
+        content_type is not None
+        and content_type.split(b";", 1)[0].strip().lower() == b"application/octet-stream"
+    )
+
+
 class JsonOnlyMiddleware:
     """Answers 415 to a request body that is not declared as JSON.
 
-    Every API takes JSON. BentoML would otherwise parse forms (a multipart body without a boundary made it
-    answer 500) and read text/plain as JSON; refusing those also stops cross-site form posts, which
+    Every API takes JSON (the V2 routes also take the binary tensor extension's octet-stream). BentoML
+    would otherwise parse forms (a multipart body without a boundary made it answer 500) and read
+    text/plain as JSON; refusing those also stops cross-site form posts, which
     browsers send without a CORS preflight.
     """
 
@@ -187,6 +212,7 @@ class JsonOnlyMiddleware:
             or scope["method"] in ("GET", "HEAD", "OPTIONS")
             or scope["path"] in OPEN_PATHS
             or is_json(_header(scope, b"content-type"))
+            or (scope["path"].startswith(BINARY_PREFIX) and _is_octet_stream(_header(scope, b"content-type")))
         ):
             return await self.app(scope, receive, send)
         given = (_header(scope, b"content-type") or b"").decode("latin-1")[:100]

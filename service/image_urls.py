@@ -11,8 +11,10 @@ The label is a query parameter: ``?label=7`` (a class index: an optionally signe
 ``?label=seven`` (a class name), ``?label=0,0.5,0.5`` (a one-hot or soft list, comma-separated); omitted, the
 image's label is drawn from the seed as ``POST /generate`` draws it.
 
-Mounted by the service at ``/images`` (``bentoml.asgi_app``), so the service's guards (API key,
-concurrency limit) and BentoML's timeout wrap it like every other route. Each bad part of the path or query
+Installed by the service as a middleware that takes every path under ``/images`` (``ImageRoutes``; a
+mounted app would let paths its pattern cannot match, such as one holding a newline, fall through to a
+plain-text 404), under the service's guards (API key, concurrency limit) and BentoML's timeout like every
+other route. Each bad part of the path or query
 answers 4xx with the JSON error body of the other routes, naming the part (``field``).
 """
 
@@ -234,6 +236,19 @@ class ImageApp:
         png = encode_png(images[0], reproducible=True)
         headers["Content-Type"] = "image/png"
         await _send(send, 200, headers, png, head=scope["method"] == "HEAD")
+
+
+class ImageRoutes:
+    """ASGI middleware: every path under ``/images`` goes to ``ImageApp``; everything else to ``app``."""
+
+    def __init__(self, app: Any, service: Callable[[], ServesModels]) -> None:
+        self.app, self.images = app, ImageApp(service)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path == MOUNT or path.startswith(MOUNT + "/"):
+            return await self.images(scope, receive, send)
+        return await self.app(scope, receive, send)
 
 
 def openapi_path(model_names: list[str], error_schema: dict[str, Any]) -> dict[str, Any]:

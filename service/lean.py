@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
-from service.guards import Message, Receive, Scope, Send, is_json
+from service.guards import Receive, Scope, Send, is_json, read_body
 
 Handler = Callable[[Any], Awaitable[Response]]
 Parser = Callable[[Scope, bytes], BaseModel | None]
@@ -78,7 +78,7 @@ class _LeanMiddleware:
         if route is None or not _json_body(scope):
             return await self.app(scope, receive, send)
         started = time.perf_counter()
-        body, replay = await _read_body(receive)
+        body, replay = await read_body(receive)
         if body is None:  # the client went away before sending its body
             return
         request = route.parse(scope, body) if route.parse else _validate(route.model, body)
@@ -108,25 +108,3 @@ def _validate(model: type[BaseModel], body: bytes) -> BaseModel | None:
         return model.model_validate_json(body or b"{}")
     except ValidationError:
         return None
-
-
-async def _read_body(receive: Receive) -> tuple[bytes | None, Receive]:
-    """The whole request body, and a ``receive`` that hands it on again (then waits for the disconnect)."""
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None, receive
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    body, replayed = b"".join(chunks), False
-
-    async def replay() -> Message:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return body, replay

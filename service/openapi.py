@@ -17,6 +17,7 @@ from typing import Any
 
 from service import image_urls
 from service.guards import ASGIApp, Receive, Scope, Send
+from service.v2 import openapi as v2_openapi
 
 log = logging.getLogger("ganserve.openapi")
 
@@ -151,6 +152,7 @@ def fix_spec(spec: dict[str, Any], model_names: Iterable[str]) -> dict[str, Any]
                     schema["nullable"] = True
     # A route mounted as an ASGI app, which BentoML's document cannot see.
     spec.setdefault("paths", {})[image_urls.PATH_TEMPLATE] = image_urls.openapi_path(names, ERROR_SCHEMA)
+    spec["paths"].update(v2_openapi.paths(names, ERROR_SCHEMA))  # answered by a middleware, likewise
     return spec
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.responses import JSONResponse, Response
 
+from gancore import __version__
 from gancore.contract import (
     CONTRACT_VERSION,
     MAX_SEED,
@@ -36,6 +37,7 @@ from service.registry import GeneratorModel, ModelInfo, ModelLoadError, check_mo
 from service.settings import Settings
 from service.timing import StageTimer
 from service.ui_app import ui_app
+from service.v2.routes import V2Routes
 from service.walk import WalkRequest, walk_inputs
 
 log = logging.getLogger("ganserve.service")
@@ -94,8 +96,8 @@ QUEUE_REFUSED = bentoml.metrics.Counter(
 )
 LEAN_REQUESTS = bentoml.metrics.Histogram(
     name="ganserve_lean_request_seconds",
-    documentation="Requests answered on the lean path (BentoML's request series count them too), "
-    "seconds from the body's arrival to the last byte sent",
+    documentation="Requests answered on the lean path and the Open Inference Protocol routes (BentoML's "
+    "request series count them too), seconds from the body's arrival to the last byte sent",
     labelnames=["endpoint", "http_response_code"],
     buckets=_SECONDS,
 )
@@ -153,7 +155,6 @@ def error(status: int, message: str, field: str | None, request_id: str) -> JSON
 
 
 @bentoml.asgi_app(ui_app(), path="/ui")
-@bentoml.asgi_app(image_urls.ImageApp(bentoml.get_current_service), path=image_urls.MOUNT)
 @bentoml.service(
     name="ganserve",
     workers=SETTINGS.workers,
@@ -356,6 +357,14 @@ guards.install(
 )
 GanService.add_asgi_middleware(
     OpenApiMiddleware, spec=lambda: GanService.openapi_spec.asdict(), model_names=MODEL_NAMES
+)
+GanService.add_asgi_middleware(image_urls.ImageRoutes, service=bentoml.get_current_service)
+GanService.add_asgi_middleware(
+    V2Routes,
+    service=bentoml.get_current_service,
+    max_rows=SETTINGS.max_count,
+    server_version=__version__,
+    on_answer=_observe_lean,
 )
 GanService.add_asgi_middleware(LEAN.middleware)  # innermost: under every guard and the timeout
 

@@ -7,7 +7,7 @@ process draws it. Its parts, one module each:
 - ``tensors``: the graph's tensor names, dtypes and shapes; supported image sizes and channels.
 - ``metadata``: ``ModelMetadata``, the typed ``metadata_props`` schema (export writes it, the service
   reads it).
-- ``noise``: z and drawn labels as pure functions of (seed, index).
+- ``noise``: z and drawn labels as pure functions of (seed, index), for one seed or a seed per row.
 - ``inputs``: a request's label → model inputs; ``generate`` (inputs → run → uint8).
 - ``pixels``: float → uint8.
 
@@ -16,7 +16,14 @@ Training and the service both import it (from ``gancore``, which imports neither
 
 from gancore.contract.inputs import LabelError, generate, inputs_for, one_hot, resolve_label
 from gancore.contract.metadata import MetadataError, ModelMetadata
-from gancore.contract.noise import MAX_SEED, drawn_labels, image_indices, latent
+from gancore.contract.noise import (
+    MAX_SEED,
+    drawn_labels,
+    drawn_labels_rows,
+    image_indices,
+    latent,
+    latent_rows,
+)
 from gancore.contract.pixels import to_uint8
 from gancore.contract.session import session_metadata
 from gancore.contract.tensors import (
@@ -45,12 +52,14 @@ __all__ = [
     "ModelMetadata",
     "TensorSpec",
     "drawn_labels",
+    "drawn_labels_rows",
     "feeds",
     "generate",
     "image_indices",
     "input_names",
     "inputs_for",
     "latent",
+    "latent_rows",
     "one_hot",
     "resolve_label",
     "session_metadata",

@@ -114,7 +114,33 @@ def _scratch(pairs: int) -> tuple[np.ndarray, ...]:
 
 def latent(seed: int, indices: np.ndarray, latent_dim: int) -> np.ndarray:
     """z float32 [len(indices), latent_dim], row i a function of (seed, indices[i]) alone."""
-    base = _bases(seed, indices)
+    return _latent_of_bases(_bases(seed, indices), latent_dim)
+
+
+def _row_bases(seeds: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """``base_i`` of image ``indices[i]`` of ``seeds[i]``, each row its own seed (``_bases``' values)."""
+    seeds = np.asarray(seeds)
+    if len(seeds) != len(indices):
+        raise ValueError(f"seeds and indices differ in length: {len(seeds)} and {len(indices)}")
+    if len(seeds) and (int(seeds.min()) < 0 or int(seeds.max()) > MAX_SEED):
+        raise ValueError(f"every seed must be in 0 … {MAX_SEED}")
+    if len(seeds) <= _FEW_ROWS:
+        keys = [_mix_int(s) for s in seeds.tolist()]
+        rows = np.asarray(indices, dtype=np.uint64).tolist()
+        return np.array([_mix_int(k ^ i) for k, i in zip(keys, rows, strict=True)], dtype=np.uint64)
+    base = _mix(seeds.astype(np.uint64)) ^ np.asarray(indices, dtype=np.uint64)
+    return _mix_inplace(base, np.empty_like(base))
+
+
+def latent_rows(seeds: np.ndarray, indices: np.ndarray, latent_dim: int) -> np.ndarray:
+    """z float32 [N, latent_dim], row i that of image ``indices[i]`` of ``seeds[i]`` (``latent``'s bytes).
+
+    For callers whose rows come from unrelated seeds (the inference protocol's per-row inputs).
+    """
+    return _latent_of_bases(_row_bases(seeds, indices), latent_dim)
+
+
+def _latent_of_bases(base: np.ndarray, latent_dim: int) -> np.ndarray:
     n, pairs = len(base), (latent_dim + 1) // 2
     if n <= _BLOCK_ROWS:  # small: one pass over small arrays has fewer calls and no page faults yet
         return _latent_small(base, pairs, latent_dim)
@@ -189,3 +215,8 @@ def drawn_labels(seed: int, indices: np.ndarray, num_classes: int) -> np.ndarray
         return np.array(labels, dtype=np.int64)
     base = _bases(seed, indices)
     return (_mix(base) % np.uint64(num_classes)).astype(np.int64)
+
+
+def drawn_labels_rows(seeds: np.ndarray, indices: np.ndarray, num_classes: int) -> np.ndarray:
+    """``drawn_labels`` with each row its own seed: int64 [N]."""
+    return (_mix(_row_bases(seeds, indices)) % np.uint64(num_classes)).astype(np.int64)
