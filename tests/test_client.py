@@ -165,3 +165,49 @@ def test_importing_the_client_needs_none_of_the_servers_packages():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_infer_rows_equal_generate_and_chunk_past_the_limit(keyed_server):
+    seeds, indices, labels = [5, 900, 5, 2**40] * 5, list(range(20)), [1, 2, 3, 4] * 5
+    with Client(keyed_server.url, api_key=KEY) as c:  # this server takes at most 8 rows per request
+        rows = c.infer("tiny-cgan", seeds=seeds, indices=indices, labels=labels)
+        assert rows.images.shape == (20, 16, 16, 1) and len(rows.request_ids) == 3
+        assert rows.labels.tolist() == labels and re.fullmatch(r"[0-9a-f]{12}", rows.model_version)
+        for i in (0, 7, 8, 19):
+            one = c.generate("tiny-cgan", count=1, seed=seeds[i], start=indices[i], label=labels[i])
+            assert np.array_equal(rows.images[i], one.images[0]), i
+        soft = np.zeros((2, 10), dtype=np.float32)
+        soft[:, 3] = 1.0
+        assert c.infer("tiny-cgan", seeds=seeds[:2], indices=indices[:2], labels=soft).labels.tolist() == [
+            3,
+            3,
+        ]
+        with pytest.raises(ServerError) as err:
+            c.infer("tiny-dcgan", seeds=[1], labels=[0])
+        assert err.value.status == 400 and "unconditional" in err.value.message
+
+
+def test_the_client_installs_alone_in_a_fresh_environment(server, tmp_path):
+    """``pip install ./ganserve_client`` in a new virtual environment pulls only httpx, numpy and Pillow
+    (and theirs), and the installed package talks to a real server."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    py = venv / "bin" / "python"
+    pip = [str(py), "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "install", str(ROOT / "ganserve_client")], check=True, timeout=600)
+    listed = subprocess.run([*pip, "list", "--format=freeze"], capture_output=True, text=True, check=True)
+    installed = {line.split("==")[0].lower().replace("_", "-") for line in listed.stdout.split()}
+    allowed = {"ganserve-client", "httpx", "numpy", "pillow", "anyio", "certifi", "httpcore", "h11", "idna",
+               "sniffio", "typing-extensions", "exceptiongroup", "pip", "setuptools", "wheel"}  # fmt: skip
+    assert installed <= allowed, installed - allowed
+    code = (
+        "import sys, ganserve_client as g; c = g.Client(sys.argv[1]); "
+        "print(g.__file__); print(c.infer('tiny-dcgan', seeds=[3]).images.tobytes().hex())"
+    )
+    out = subprocess.run(
+        [str(py), "-c", code, server.url], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    where, pixels = out.stdout.split()
+    assert str(venv) in where  # the installed copy, not the repository's
+    assert bytes.fromhex(pixels) == npy(server, model="tiny-dcgan", count=1, seed=3).tobytes()

@@ -243,3 +243,18 @@ def test_model_failure_is_500_with_a_request_id_and_serving_goes_on(guarded):
     # The same model, within its working range, and another model still serve.
     assert gen(guarded, {"model": "failing", "count": 16, "seed": 0}).status_code == 200
     assert gen(guarded, {"model": "tiny-dcgan", "count": 2, "seed": 0}).status_code == 200
+
+
+def test_open_inference_protocol_model_failure_is_500_and_the_body_limit_holds(guarded):
+    url = guarded.url + "/v2/models/{}/infer"
+    seeds = {"name": "seed", "shape": [17], "datatype": "INT64", "data": list(range(17))}
+    r = httpx.post(url.format("failing"), json={"inputs": [seeds]}, headers=AUTH, timeout=60)
+    assert r.status_code == 500, r.text
+    request_id = r.headers["x-request-id"]
+    assert "server log" in r.json()["error"] and len(request_id) == 16
+    many = {"name": "seed", "shape": [1024], "datatype": "INT64", "data": [0] * 1024}
+    body = {"inputs": [many]}  # ≈ 4 kB of JSON: over this server's 1 kB body limit
+    r = httpx.post(url.format("slow"), json=body, headers=AUTH, timeout=60)
+    assert r.status_code == 413 and "GANSERVE_MAX_BODY_BYTES" in r.json()["error"]
+    r = httpx.post(url.format("tiny-dcgan"), json={"inputs": [seeds]}, headers=AUTH, timeout=60)
+    assert r.status_code == 200, r.text
