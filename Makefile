@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: serve test lint format browser datasets
+.PHONY: serve test lint format browser datasets docs
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -20,7 +20,7 @@ $(VENV)/.serve-installed: pyproject.toml | $(PY)
 
 $(VENV)/.dev-installed: pyproject.toml | $(PY)
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e '.[train,test]'
+	$(PY) -m pip install -q -e '.[train,test,docs]'
 	touch $@ $(VENV)/.serve-installed
 
 serve: $(VENV)/.serve-installed
@@ -48,3 +48,8 @@ lint: $(VENV)/.dev-installed
 
 format: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
+
+# The documentation site (docs/, mkdocs.yml): generated pages must be current, then a strict build into site/.
+docs: $(VENV)/.dev-installed
+	$(PY) scripts/gen_docs.py --check
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site

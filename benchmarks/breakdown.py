@@ -39,7 +39,7 @@ from benchmarks.common import (
 )
 from benchmarks.loadgen import read_response, request_bytes
 from gancore.contract import image_indices, inputs_for, to_uint8
-from service.registry import GeneratorModel
+from gancore.generator import GeneratorModel
 from service.timing import parse_header
 
 
@@ -176,7 +176,7 @@ def encoder_rows(path: Path, count: int, rounds: int) -> list[list]:
     import numpy as np
 
     from gancore.imaging import encode_png, encode_pngs_sync, tile
-    from service.service import npy_bytes
+    from service.encoders import npy_bytes
 
     model = GeneratorModel(path, ["CPUExecutionProvider"], service_threads())
     info = model.info

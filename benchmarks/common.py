@@ -23,7 +23,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from gancore.contract import image_indices, inputs_for  # noqa: E402
-from service.registry import GeneratorModel, model_threads  # noqa: E402
+from gancore.generator import GeneratorModel, model_threads  # noqa: E402
 
 
 def model_paths(models_dir: str | Path, names: Sequence[str] | None = None) -> list[Path]:
@@ -43,7 +43,9 @@ def default_models_dir() -> Path:
 
 def service_threads() -> int:
     """The threads the service gives one model call (GANSERVE_THREADS, 0 = all cores)."""
-    return model_threads()
+    from service.settings import Settings
+
+    return model_threads(Settings.from_env().threads or None)
 
 
 def model_inputs(model: GeneratorModel, batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray | None]:

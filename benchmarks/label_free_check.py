@@ -5,7 +5,7 @@
 Splits digits (by a fixed seed) into a reference half, a held-out quarter (the yardstick) and a spare quarter,
 and prints every label-free figure for: the held-out quarter, the spare quarter (should score alike), held-out
 and spare images without the digit 0, five real images repeated, and reference (training) images returned as
-samples — in the evaluator's features and in the autoencoder's.
+samples — in the evaluator's features, the autoencoder's, and the pixel PCA (``training.evaluate.pixels``).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from training.evaluate import (
     get_evaluator,
 )
 from training.evaluate.label_free import FIGURES
+from training.evaluate.pixels import PixelSpace
 
 
 def rows(feats: np.ndarray, labels: np.ndarray, seed: int) -> list[tuple[str, object]]:
@@ -65,7 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     ae = get_autoencoder(
         real.images, real.name, AutoencoderSettings(steps=args.autoencoder_steps), args.cache_dir
     )
-    spaces = {"evaluator": evaluator.predict(real.images)[1], "autoencoder": ae.features(real.images)}
+    spaces = {
+        "evaluator": evaluator.predict(real.images)[1],
+        "autoencoder": ae.features(real.images),
+        "pixel PCA": PixelSpace.fit(real.images).features(real.images),
+    }
     print("| features | set | " + " | ".join(FIGURES) + " |")
     print("|---|---|" + "---|" * len(FIGURES))
     for name, feats in spaces.items():

@@ -1,7 +1,7 @@
 """The 1000-mode benchmark at equal CPU time: modes and KL of a run's kept checkpoints against CPU time.
 
     benchmarks/ablation/run.sh 7-r3gan 2-shipped-digits ...        # train (RUNS=runs/ablation by default)
-    python -m benchmarks.modes runs/ablation/* --budget 1200 --plot docs/images/modes-vs-cpu.png
+    python -m benchmarks.modes runs/ablation/* --budget 1200 --plot docs/modes-vs-cpu.png
 
 For every run folder (``python -m training train --dataset stacked-digits ... --keep-every N``) it samples
 the generator ``export`` would ship (the EMA copy when the run keeps one) at each kept checkpoint — 26,000

@@ -33,9 +33,9 @@ import onnxruntime as ort
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
 from gancore.contract import image_indices, inputs_for  # noqa: E402
+from gancore.generator import GeneratorModel  # noqa: E402
 from gancore.imaging import encode_png  # noqa: E402
 from service.offline import FORMATS, available_cores, default_options, make_job, run_job  # noqa: E402
-from service.registry import GeneratorModel  # noqa: E402
 
 
 def cpu_seconds() -> float:

@@ -20,6 +20,7 @@ import json
 import shutil
 import sys
 import time
+from dataclasses import replace
 
 from training.__main__ import _add_train_args, config_from_args
 from training.evaluate import EvaluatorSettings, evaluator_for, measure, real_features, sample_trainer
@@ -29,8 +30,6 @@ from training.trainer import CHECKPOINT, Trainer
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_train_args(p)
-    p.add_argument("--eval-every", type=int, default=100)
-    p.add_argument("--eval-samples", type=int, default=5000)
     p.add_argument("--budget-cpu", type=float, default=600.0, help="stop once training used this many CPU-s")
     p.add_argument(
         "--keep-checkpoints", action="store_true", help="keep OUT/checkpoint-STEP.pt of every evaluated step"
@@ -41,8 +40,6 @@ def main(argv: list[str] | None = None) -> int:
     extra = {
         k: vars(args).pop(k)
         for k in (
-            "eval_every",
-            "eval_samples",
             "budget_cpu",
             "also_raw",
             "keep_checkpoints",
@@ -50,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     }
     cfg = config_from_args(args)
+    # --eval-every and --eval-samples are the trainer's own flags; this loop takes the snapshots itself
+    extra.update(eval_every=cfg.eval_every, eval_samples=cfg.eval_samples)
+    cfg = replace(cfg, eval_every=0, tensorboard=False)
     args = argparse.Namespace(**vars(args), **extra)
     trainer = Trainer(cfg, args.out)
     # no evaluator for a data set without classes: its figures are label-free, as `evaluate` measures them

@@ -30,7 +30,7 @@ from benchmarks.common import (
     time_calls,
 )
 from gancore.contract import ModelMetadata
-from service.registry import GeneratorModel
+from gancore.generator import GeneratorModel
 
 BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 

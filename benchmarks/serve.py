@@ -36,7 +36,7 @@ from benchmarks.common import (
     time_calls,
 )
 from benchmarks.loadgen import run_load
-from service.registry import GeneratorModel
+from gancore.generator import GeneratorModel
 
 
 def parse_config(text: str) -> tuple[str, dict[str, str]]:

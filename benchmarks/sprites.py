@@ -45,8 +45,10 @@ def write_sprites(folder: Path, count: int = 64, size: int = 64, seed: int = 0) 
     return folder
 
 
-def make_model(out: Path, g_width: int = 32, steps: int = 20, images: int = 64, batch: int = 16) -> Path:
-    """Train ``steps`` DCGAN steps on synthetic sprites and export the generator to ``out`` (.onnx)."""
+def make_model(
+    out: Path, g_width: int = 32, steps: int = 20, images: int = 64, batch: int = 16, size: int = 64
+) -> Path:
+    """Train ``steps`` DCGAN steps on synthetic sprites; export a ``size``×``size``×4 generator to ``out``."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory() as tmp:
         data = write_sprites(Path(tmp) / "data", count=images)
@@ -54,7 +56,7 @@ def make_model(out: Path, g_width: int = 32, steps: int = 20, images: int = 64, 
         common = ["--no-progress", "--seed", "1"]
         train = [
             *("training", "train", "--recipe", "dcgan", "--dataset", f"folder:{data}"),
-            *("--channels", "4", "--image-size", "64", "--g-width", str(g_width), "--d-width", "16"),
+            *("--channels", "4", "--image-size", str(size), "--g-width", str(g_width), "--d-width", "16"),
             *("--batch-size", str(batch), "--steps", str(steps), "--out", str(run), *common[:1]),
             *common[1:],
         ]
@@ -73,8 +75,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--g-width", type=int, default=32)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--images", type=int, default=64)
+    parser.add_argument("--size", type=int, default=64, help="image side (16 … 256)")
     args = parser.parse_args(argv)
-    print(make_model(args.out, args.g_width, args.steps, args.images))
+    print(make_model(args.out, args.g_width, args.steps, args.images, size=args.size))
 
 
 if __name__ == "__main__":

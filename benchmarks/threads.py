@@ -25,7 +25,7 @@ import onnxruntime as ort
 
 from benchmarks.common import default_models_dir, machine_line, model_inputs, model_paths, print_table
 from gancore.contract import IMAGE, feeds
-from service.registry import GeneratorModel, session_options
+from gancore.generator import GeneratorModel, session_options
 
 
 def intra_op_session(path, threads: int) -> ort.InferenceSession:

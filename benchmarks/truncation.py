@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gancore.generator import GeneratorModel
 from training.evaluate import (
     EvaluatorSettings,
     Quality,
@@ -26,15 +27,14 @@ from training.evaluate import (
     real_features,
     sample_model,
 )
-from training.onnx_generator import OnnxGenerator
 
 
 class Tempered:
     """A generator whose runs get ψ·z, sampled by the contract's own ``generate`` (noise, uint8)."""
 
-    generate = OnnxGenerator.generate
+    generate = GeneratorModel.generate
 
-    def __init__(self, model: OnnxGenerator, psi: float):
+    def __init__(self, model: GeneratorModel, psi: float):
         self.model, self.psi, self.info = model, psi, model.info
 
     def run(self, z: np.ndarray, label: np.ndarray | None) -> np.ndarray:

@@ -49,12 +49,12 @@ def encode_png(
     Written directly (signature, IHDR, one IDAT of unfiltered rows, IEND): for the small images served
     here this is about twice as fast as going through Pillow (whose per-row filter choice also costs time)
     and decodes to exactly the same pixels (tested). The deflate is ISA-L's (``isal``; 2–3× zlib's speed at
-    level 1 with output as small, see the README's "CPU path" table), zlib where it is not installed.
+    level 1 with output as small, see docs/design/deflate.md), zlib where it is not installed.
     ``parts`` > 1 compresses that many row ranges at once on the encoder threads (for one large image,
     such as a grid); the result is one valid zlib stream either way.
 
     ``reproducible``: deflate with libdeflate (the ``deflate`` package), whose bytes are a function of the
-    image and libdeflate's version alone, at 2.2× zlib's speed and zlib's size (README "Offline generation").
+    image and libdeflate's version alone, at 2.2× zlib's speed and zlib's size (docs/design/deflate.md).
     ISA-L's are not: the same image has been seen to encode to different (equally valid) bytes when encoded
     on several threads at once (its level buffer is allocated uninitialized; upstream does not promise
     deterministic output, intel/isa-l#140), which breaks files that promise byte-identical reruns. Offline
@@ -162,6 +162,15 @@ def _codec(level: int):
     return _deflate if 1 <= level <= 3 else zlib
 
 
+def set_encode_threads(threads: int) -> None:
+    """Use ``threads`` deflate threads (0: every core); call it before the first encode."""
+    global ENCODE_THREADS, _POOL
+    ENCODE_THREADS = max(1, threads or (os.cpu_count() or 1))
+    if _POOL is not None:
+        _POOL.shutdown(wait=False)
+        _POOL = None
+
+
 def _pool() -> ThreadPoolExecutor:
     global _POOL
     if _POOL is None:
@@ -174,8 +183,8 @@ _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Below this many pixel bytes in a request the thread hand-off costs more than it saves.
 _PARALLEL_MIN_BYTES = 64 * 1024
 # PNG deflate threads: every core (encoding runs beside the model's own threads, which wait on the GPU when
-# there is one); GANSERVE_ENCODE_THREADS overrides.
-ENCODE_THREADS = max(1, int(os.environ.get("GANSERVE_ENCODE_THREADS", "0") or 0) or (os.cpu_count() or 1))
+# there is one); the service sets its GANSERVE_ENCODE_THREADS with ``set_encode_threads`` before encoding.
+ENCODE_THREADS = os.cpu_count() or 1
 _POOL: ThreadPoolExecutor | None = None
 _POOL_PREFIX = "png-encoder"
 

@@ -77,6 +77,7 @@ class Client:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
         self._max_count: int | None = None
+        self._model_max: dict[str, int] = {}
 
     def __enter__(self) -> Client:
         return self
@@ -95,17 +96,19 @@ class Client:
 
     def models(self) -> list[dict[str, Any]]:
         """Every served model's description (name, latent_dim, num_classes, class_names,
-        image_shape [C, H, W], provider, sha256, quality, ...), as ``POST /models`` gives it."""
+        image_shape [C, H, W], max_count, provider, sha256, quality, ...), as ``POST /models`` gives it."""
         body = self._post("/models", {}).json()
         self._max_count = int(body["max_count"])
+        self._model_max = {m["name"]: int(m.get("max_count", body["max_count"])) for m in body["models"]}
         return body["models"]
 
-    def max_count(self) -> int:
-        """The most images the server returns per request (``GANSERVE_MAX_COUNT``)."""
-        if self._max_count is None:
+    def max_count(self, model: str | None = None) -> int:
+        """The most images the server returns per request (``GANSERVE_MAX_COUNT``), or for ``model``:
+        also bounded by its image size (``GANSERVE_MAX_REQUEST_BYTES``)."""
+        if self._max_count is None or (model is not None and model not in self._model_max):
             self.models()
         assert self._max_count is not None
-        return self._max_count
+        return self._model_max.get(model, self._max_count) if model is not None else self._max_count
 
     def generate(
         self, model: str, count: int = 1, seed: int | None = None, label: Label = None, start: int = 0
@@ -118,7 +121,7 @@ class Client:
         depends on (model, seed, index, label) alone).
         """
         count, start = int(count), int(start)
-        chunk = count if count <= 1 else min(count, self.max_count())
+        chunk = count if count <= 1 else min(count, self.max_count(model))
         parts: list[dict[str, Any]] = []
         request_ids: list[str] = []
         done = 0
@@ -215,7 +218,7 @@ class Client:
         if not named or ("seed" not in named and "z" not in named):
             raise ValueError("seeds (or z) must be given")
         rows = len(next(iter(named.values())))
-        chunk = max(1, min(rows, self.max_count()))
+        chunk = max(1, min(rows, self.max_count(model)))
         parts: list[tuple[dict[str, Any], dict[str, np.ndarray], str]] = []
         for start in range(0, max(rows, 1), chunk):
             part = {name: array[start : start + chunk] for name, array in named.items()}

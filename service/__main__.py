@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -14,7 +13,7 @@ def _add_generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--models-dir",
         type=Path,
-        default=Path(os.environ.get("GANSERVE_MODELS_DIR") or "models"),
+        default=None,
         help="folder of .onnx generators (default: $GANSERVE_MODELS_DIR or models/)",
     )
     p.add_argument("--count", type=int, required=True, help="number of images")
@@ -62,8 +61,8 @@ def _add_generate_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    import onnxruntime as ort
-
+    from gancore.generator import GeneratorModel, ModelLoadError
+    from gancore.imaging import set_encode_threads
     from service.offline import (
         DiskFullError,
         OfflineError,
@@ -74,15 +73,21 @@ def cmd_generate(args: argparse.Namespace) -> int:
         run_job,
         shard_from_env,
     )
-    from service.registry import GeneratorModel, ModelLoadError
+    from service.settings import Settings
 
-    ort.set_default_logger_severity(4)  # quiet the failed CUDA-provider probe on CPU machines
+    try:
+        settings = Settings.from_env()  # GANSERVE_MODELS_DIR, GANSERVE_ENCODE_THREADS, GANSERVE_PROVIDERS
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    set_encode_threads(settings.encode_threads)
+    models_dir = args.models_dir or settings.models_dir
     try:
         options = default_options(
             args.format, args.batch_size, args.workers, args.streams, args.threads, not args.no_progress
         )
-        path = find_model(args.models_dir, args.model)
-        model = GeneratorModel(path, threads=options.threads)
+        path = find_model(models_dir, args.model)
+        model = GeneratorModel(path, settings.providers, threads=options.threads)
         shard_index = shard_from_env(args.shard_index)
         job = make_job(
             model,

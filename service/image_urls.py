@@ -33,9 +33,9 @@ import deflate
 import numpy as np
 
 from gancore.contract import MAX_SEED, SUPPORTED_CHANNELS, LabelError, inputs_for, resolve_label
+from gancore.generator import MODEL_NAME, GeneratorModel
 from gancore.imaging import encode_png
 from service.guards import Receive, Scope, Send
-from service.registry import MODEL_NAME, GeneratorModel
 
 MOUNT = "/images"
 PATH_TEMPLATE = MOUNT + "/{model}/{seed}/{index}.png"

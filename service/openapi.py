@@ -74,7 +74,7 @@ MODELS_JSON: dict[str, Any] = {
         "contract_version": {
             "type": "integer",
             "description": "The sampling contract this service implements: same version, model file, seed, "
-            "index and label → same image (README, Reproducibility)",
+            "index and label → same image (docs/design/noise-contract.md)",
         },
     },
 }

@@ -5,35 +5,44 @@ Start it from the repository root with ``bentoml serve`` (bentofile.yaml names t
 
 from __future__ import annotations
 
-import base64
-import io
 import logging
 import secrets
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import bentoml
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.responses import JSONResponse, Response
 
 from gancore import __version__
 from gancore.contract import (
     CONTRACT_VERSION,
-    MAX_SEED,
     LabelError,
     image_indices,
     inputs_for,
     resolve_label,
     to_uint8,
 )
-from gancore.imaging import encode_grid, encode_pngs
+from gancore.generator import GeneratorModel, ModelInfo, ModelLoadError, check_models, load_models
+from gancore.imaging import encode_grid, set_encode_threads
+from gancore.providers import CUDA, choose_providers
 from service import guards, image_urls
-from service.accel import CUDA, buckets, choose_providers, padded_run
+from service.accel import buckets, padded_run
 from service.batching import Batcher, BatchStats, QueueFull
+from service.encoders import images_json, npy_bytes
 from service.lean import LeanRoutes
+from service.metrics import (
+    BATCH_REQUESTS,
+    BATCH_ROWS,
+    IMAGES_GENERATED,
+    MODEL_RUN,
+    QUEUE_REFUSED,
+    QUEUE_WAIT,
+    QUEUED_ROWS,
+    observe_lean,
+)
 from service.openapi import OpenApiMiddleware
-from service.registry import GeneratorModel, ModelInfo, ModelLoadError, check_models, load_models
+from service.schemas import ModelsRequest, error, generate_request
 from service.settings import Settings
 from service.timing import StageTimer
 from service.ui_app import ui_app
@@ -52,106 +61,11 @@ try:
 except ModelLoadError as exc:
     raise SystemExit(f"ganserve: cannot start: {exc}") from None
 
-IMAGES_GENERATED = bentoml.metrics.Counter(
-    name="ganserve_images_generated",
-    documentation="Images generated, per model",
-    labelnames=["model"],
-)
-BATCH_ROWS = bentoml.metrics.Histogram(
-    name="ganserve_batch_rows",
-    documentation="Rows (images) per ONNX Runtime run, per model",
-    labelnames=["model"],
-    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096),
-)
-BATCH_REQUESTS = bentoml.metrics.Histogram(
-    name="ganserve_batch_requests",
-    documentation="Requests merged into one ONNX Runtime run, per model",
-    labelnames=["model"],
-    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
-)
-# Saturation (README "Reading saturation"): time waiting for the model vs time in it, and the backlog.
-_SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-QUEUE_WAIT = bentoml.metrics.Histogram(
-    name="ganserve_queue_wait_seconds",
-    documentation="Seconds a request waited in its model's queue before its run started, per model",
-    labelnames=["model"],
-    buckets=(0.0001, 0.00025, *_SECONDS),
-)
-MODEL_RUN = bentoml.metrics.Histogram(
-    name="ganserve_model_run_seconds",
-    documentation="Seconds of one (merged) ONNX Runtime run including conversion to uint8, per model",
-    labelnames=["model"],
-    buckets=_SECONDS,
-)
-QUEUED_ROWS = bentoml.metrics.Gauge(
-    name="ganserve_queued_rows",
-    documentation="Rows (images) waiting for a model run, per model (limit: GANSERVE_MAX_QUEUE_ROWS)",
-    labelnames=["model"],
-    multiprocess_mode="livesum",  # summed over the live worker processes
-)
-QUEUE_REFUSED = bentoml.metrics.Counter(
-    name="ganserve_queue_full_refusals",
-    documentation="Requests answered 503 because their model's queue was full, per model",
-    labelnames=["model"],
-)
-LEAN_REQUESTS = bentoml.metrics.Histogram(
-    name="ganserve_lean_request_seconds",
-    documentation="Requests answered on the lean path and the Open Inference Protocol routes (BentoML's "
-    "request series count them too), seconds from the body's arrival to the last byte sent",
-    labelnames=["endpoint", "http_response_code"],
-    buckets=_SECONDS,
-)
-
-
-def _observe_lean(path: str, status: int, seconds: float) -> None:
-    child = _LEAN_CHILDREN.get((path, status))
-    if child is None:  # labels() hashes and sorts its arguments on every call: look each pair up once
-        child = _LEAN_CHILDREN[(path, status)] = LEAN_REQUESTS.labels(
-            endpoint=path, http_response_code=str(status)
-        )
-    child.observe(seconds)
-
-
-_LEAN_CHILDREN: dict[tuple[str, int], Any] = {}
-
-
 # The hot routes skip BentoML's request layer when the request is valid (service/lean.py).
-LEAN = LeanRoutes(server_header="BentoML Service/ganserve", on_answer=_observe_lean)
+LEAN = LeanRoutes(server_header="BentoML Service/ganserve", on_answer=observe_lean)
 
 
-class GenerateRequest(BaseModel):
-    """Body of ``POST /generate``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = Field(min_length=1, max_length=128, description="Model name (see POST /models)")
-    count: StrictInt = Field(1, ge=1, le=SETTINGS.max_count, description="Number of images")
-    seed: StrictInt | None = Field(
-        None, ge=0, le=MAX_SEED, description="Noise seed; drawn and returned when omitted"
-    )
-    start: StrictInt = Field(
-        0, ge=0, le=2**62, description="Index of the first image (images start … start+count-1)"
-    )
-    label: StrictInt | StrictStr | list[float] | None = Field(
-        None,
-        description="Class index, class name, or a one-hot list of num_classes numbers (conditional models "
-        "only); omitted: each image's label is drawn from the seed",
-    )
-    format: Literal["png", "grid", "npy"] = Field("png", description="png: JSON with base64 PNGs; grid: one "
-                                                  "image/png; npy: uint8 [N, H, W, C] as .npy")  # fmt: skip
-
-
-class ModelsRequest(BaseModel):
-    """Body of ``POST /models`` (empty)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-def error(status: int, message: str, field: str | None, request_id: str) -> JSONResponse:
-    body: dict[str, Any] = {"error": message, "request_id": request_id}
-    if field:
-        body["field"] = field
-    return JSONResponse(body, status_code=status, headers={"X-Request-ID": request_id})
+GenerateRequest = generate_request(SETTINGS.max_count)
 
 
 @bentoml.asgi_app(ui_app(), path="/ui")
@@ -162,7 +76,7 @@ def error(status: int, message: str, field: str | None, request_id: str) -> JSON
     # max_concurrency is enforced by service.guards (a 429 that names the limit), not by BentoML.
     traffic={"timeout": SETTINGS.timeout_s},
     # Per-request work nobody reads by default: an access-log line and a tracing span cost about a fifth of
-    # BentoML's CPU per request (see the README's benchmarks); GANSERVE_ACCESS_LOG/_TRACING=1 restore them.
+    # BentoML's CPU per request (docs/design/lean-path.md); GANSERVE_ACCESS_LOG/_TRACING=1 restore them.
     logging={"access": {"enabled": SETTINGS.access_log}},
     tracing={} if SETTINGS.tracing else {"excluded_urls": ["/generate", image_urls.MOUNT]},
 )
@@ -172,6 +86,7 @@ class GanService:
     def __init__(self) -> None:
         self.settings = SETTINGS
         _enable_logging()
+        set_encode_threads(SETTINGS.encode_threads)
         # One model thread: runs of different models would only fight over the same cores.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ort")
         choice = choose_providers(SETTINGS.providers, ort_providers())
@@ -181,14 +96,15 @@ class GanService:
         )
         self.batchers: dict[str, Batcher] = {}
         for name, model in self.models.items():
+            rows = SETTINGS.batch_rows(image_bytes(model.info))  # bounded by GANSERVE_MAX_REQUEST_BYTES
             # On a GPU every bucket is warmed up now, so no request pays for a first-shape algorithm search.
-            model.warm_up(buckets(SETTINGS.max_batch_rows) if model.provider == CUDA else (1, 16))
+            model.warm_up(buckets(rows) if model.provider == CUDA else (1, min(16, rows)))
             self.batchers[name] = Batcher(
-                self._runner(model),
+                self._runner(model, rows),
                 self._executor,
-                SETTINGS.max_batch_rows,
+                rows,
                 on_run=self._observer(name),
-                max_queue_rows=SETTINGS.queue_rows(),
+                max_queue_rows=SETTINGS.queue_rows(image_bytes(model.info)),
                 on_queue=QUEUED_ROWS.labels(model=name).set,
             )
             QUEUED_ROWS.labels(model=name).set(0)
@@ -202,10 +118,10 @@ class GanService:
         return getattr(self, "_ready", False)
 
     @staticmethod
-    def _runner(model: GeneratorModel):
+    def _runner(model: GeneratorModel, rows: int):
         raw = model.run
         if model.provider == CUDA:  # fixed batch shapes on the GPU (service/accel.py)
-            raw = padded_run(raw, buckets(SETTINGS.max_batch_rows))
+            raw = padded_run(raw, buckets(rows))
 
         def run(z: np.ndarray, label: np.ndarray | None) -> np.ndarray:
             return to_uint8(raw(z, label))  # contiguous NHWC: npy and PNG rows use its buffer as it is
@@ -245,6 +161,9 @@ class GanService:
         if model is None:
             return self._unknown_model(req.model, request_id)
         info = model.info
+        too_many = self._over_budget(info, req.count, "count", request_id)
+        if too_many is not None:
+            return too_many
         try:
             label = resolve_label(req.label, info.num_classes, info.class_names)
         except LabelError as exc:
@@ -268,7 +187,7 @@ class GanService:
             "model": req.model,
             "seed": seed,
             "indices": list(range(req.start, req.start + req.count)),
-            **await _images_json(images, classes, info),
+            **await images_json(images, classes, info),
         }
         return _timed(JSONResponse(body, headers=headers), timer)
 
@@ -287,6 +206,9 @@ class GanService:
         if model is None:
             return self._unknown_model(req.model, request_id)
         info = model.info
+        too_many = self._over_budget(info, req.steps, "steps", request_id)
+        if too_many is not None:
+            return too_many
         labels = {}
         for name in ("label_a", "label_b"):
             try:
@@ -309,9 +231,24 @@ class GanService:
             "seed_b": req.seed_b,
             "index": req.index,
             "t": inputs.t.tolist(),
-            **await _images_json(images, inputs.classes, info),
+            **await images_json(images, inputs.classes, info),
         }
         return JSONResponse(body, headers=headers)
+
+    def _over_budget(self, info: ModelInfo, count: int, field: str, request_id: str) -> JSONResponse | None:
+        """A 400 naming the limit and the largest count that fits, when ``count`` images of this model pass
+        the per-request byte budget (None when they fit)."""
+        fits = SETTINGS.max_images(image_bytes(info))
+        if count <= fits:
+            return None
+        c, h, w = info.image_shape
+        message = (
+            f"{field}: {count} images of {h}×{w}×{c} pass this server's budget of "
+            f"{SETTINGS.max_request_bytes} image bytes per request (GANSERVE_MAX_REQUEST_BYTES); at most "
+            f"{fits} fit"
+        )
+        body = {"error": message, "field": field, "limit": fits, "request_id": request_id}
+        return JSONResponse(body, status_code=400, headers={"X-Request-ID": request_id})
 
     def _unknown_model(self, name: str, request_id: str) -> JSONResponse:
         known = ", ".join(sorted(self.models))
@@ -341,9 +278,12 @@ class GanService:
     async def list_models(self) -> dict[str, Any]:
         """Every served model with its metadata, the provider really in use and its quality figures."""
         return {
-            "models": [m.info.public() for m in self.models.values()],
+            "models": [
+                {**m.info.public(), "max_count": SETTINGS.max_images(image_bytes(m.info))}
+                for m in self.models.values()
+            ],
             "max_count": self.settings.max_count,
-            "contract_version": CONTRACT_VERSION,  # what seed → image means here (README: reproducibility)
+            "contract_version": CONTRACT_VERSION,  # what seed → image means (docs/design/noise-contract.md)
         }
 
 
@@ -362,9 +302,9 @@ GanService.add_asgi_middleware(image_urls.ImageRoutes, service=bentoml.get_curre
 GanService.add_asgi_middleware(
     V2Routes,
     service=bentoml.get_current_service,
-    max_rows=SETTINGS.max_count,
+    max_rows=lambda info: SETTINGS.max_images(image_bytes(info)),
     server_version=__version__,
-    on_answer=_observe_lean,
+    on_answer=observe_lean,
 )
 GanService.add_asgi_middleware(LEAN.middleware)  # innermost: under every guard and the timeout
 
@@ -381,17 +321,16 @@ def _enable_logging() -> None:
             logger.disabled = False
 
 
+def image_bytes(info: ModelInfo) -> int:
+    """Bytes of one uint8 image of the model (C × H × W): what the request budget counts."""
+    c, h, w = info.image_shape
+    return c * h * w
+
+
 def ort_providers() -> list[str]:
     import onnxruntime
 
     return onnxruntime.get_available_providers()
-
-
-def npy_bytes(images: np.ndarray) -> bytes:
-    """uint8 images as a ``.npy`` file: the header, then the array's own buffer (no extra copy)."""
-    buf = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buf, np.lib.format.header_data_from_array_1_0(images))
-    return b"".join((buf.getvalue(), memoryview(np.ascontiguousarray(images)).cast("B")))
 
 
 def _timed(response: Response, timer: StageTimer) -> Response:
@@ -399,14 +338,3 @@ def _timed(response: Response, timer: StageTimer) -> Response:
     timer.mark("encode")
     response.headers["Server-Timing"] = timer.header()
     return response
-
-
-async def _images_json(images: np.ndarray, classes: np.ndarray | None, info: ModelInfo) -> dict[str, Any]:
-    """The per-image part of a JSON answer: labels, their names, the image shape and base64 PNGs."""
-    pngs = await encode_pngs(images)
-    return {
-        "labels": None if classes is None else classes.tolist(),
-        "label_names": None if classes is None else [info.class_names[c] for c in classes],
-        "image_shape": [info.image_shape[1], info.image_shape[2], info.image_shape[0]],
-        "images": [base64.b64encode(p).decode("ascii") for p in pngs],
-    }

@@ -23,7 +23,7 @@ ENV_PREFIX = "GANSERVE_"
 
 
 class Settings(BaseSettings):
-    """Every knob of the service, with its environment variable in the README's tables."""
+    """Every knob of the service, with its environment variable in docs/operations.md (generated)."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_ignore_empty=True, extra="ignore", populate_by_name=True
@@ -31,6 +31,12 @@ class Settings(BaseSettings):
 
     models_dir: Path = Field(Path("models"), description="folder of *.onnx generators")
     max_count: int = Field(256, ge=1, le=65536, description="most images per request")
+    max_request_bytes: int = Field(
+        256 * 64 * 64 * 4,
+        ge=1,
+        description="most image bytes (H × W × C per image) per request and per model run: a model's "
+        "count limit is the smaller of max_count and this over its image size (16 images at 256×256×4)",
+    )
     max_batch_rows: int = Field(256, ge=1, description="most rows in one model run")
     max_queue_rows: int | None = Field(
         None,
@@ -43,6 +49,9 @@ class Settings(BaseSettings):
         ge=0,
         description="threads per model call on the CPU: its rows run as this many single-threaded "
         "ONNX Runtime calls at once (0: all cores)",
+    )
+    encode_threads: int = Field(
+        0, ge=0, description="threads that deflate the served PNGs (0: all cores; also the offline job's)"
     )
     access_log: bool = Field(False, description="log one line per request (1/0)")
     tracing: bool = Field(False, description="OpenTelemetry spans for /generate (1/0)")
@@ -113,9 +122,18 @@ class Settings(BaseSettings):
                 problems.append(where + str(err["msg"]).removeprefix("Value error, "))
             raise ValueError("; ".join(problems)) from None
 
-    def queue_rows(self) -> int:
-        """The per-model queue bound in rows (GANSERVE_MAX_QUEUE_ROWS or its default)."""
-        return self.max_queue_rows or 4 * self.max_batch_rows
+    def queue_rows(self, image_bytes: int = 1) -> int:
+        """The per-model queue bound in rows (GANSERVE_MAX_QUEUE_ROWS or four model runs of this size)."""
+        return self.max_queue_rows or 4 * self.batch_rows(image_bytes)
+
+    def max_images(self, image_bytes: int) -> int:
+        """The most images of ``image_bytes`` bytes each that one request may ask for (at least 1)."""
+        return max(1, min(self.max_count, self.max_request_bytes // image_bytes))
+
+    def batch_rows(self, image_bytes: int) -> int:
+        """The most rows of one model run for images of ``image_bytes`` bytes: memory stays bounded by
+        GANSERVE_MAX_REQUEST_BYTES whatever the image size."""
+        return max(1, min(self.max_batch_rows, self.max_request_bytes // image_bytes))
 
     def gpu_resources(self) -> dict[str, int]:
         """BentoML resources: one GPU per worker when the host has NVIDIA devices (BentoML then sets

@@ -14,12 +14,13 @@ import torch
 from PIL import Image
 
 from benchmarks.sprites import write_sprites
+from gancore.generator import GeneratorModel
 from gancore.imaging import encode_png
+from gancore.providers import CPU
 from tests.conftest import run_cli
 from training.cards import CHECKER_GREYS, checkerboard, composite_on_checkerboard, sample_grid
 from training.config import override, preset
 from training.flags import config_flags
-from training.onnx_generator import OnnxGenerator
 from training.trainer import CHECKPOINT, Trainer, kept_checkpoint
 
 TINY = ["--image-size", "16", "--g-width", "8", "--d-width", "8", "--batch-size", "16", "--no-progress"]
@@ -141,7 +142,7 @@ def test_curve_of_a_conditional_digits_run_and_its_card(tmp_path, cache):
     md, card = model.with_suffix(".md").read_text(), json.loads(model.with_suffix(".json").read_text())
     png = model.with_suffix(".png").read_bytes()
     # A grey model's grid is the plain grid, as before; the rows are named; no curve without --curve.
-    assert png == encode_png(sample_grid(OnnxGenerator(model)), compress_level=9)
+    assert png == encode_png(sample_grid(GeneratorModel(model, [CPU], threads=1)), compress_level=9)
     assert "Rows, top to bottom: row 1: 0; row 2: 1;" in md and "checkerboard" not in md
     assert (
         "curve" not in card
@@ -202,7 +203,7 @@ def test_curve_and_card_of_an_rgba_run_without_classes(tmp_path, cache):
     run_cli("training", "export", str(run), "--out", str(model))
     run_cli("training", "evaluate", str(model), *FAST_EVAL, "--cache-dir", str(cache), "--card",
             "--curve", str(curve))  # fmt: skip
-    grid = sample_grid(OnnxGenerator(model))
+    grid = sample_grid(GeneratorModel(model, [CPU], threads=1))
     assert grid.shape[2] == 4
     shown = np.asarray(_png(model.with_suffix(".png")))
     assert shown.shape == (*grid.shape[:2], 3)  # the card's picture is RGB: the composite

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+import shutil
 import subprocess
 import sys
 
@@ -194,7 +195,9 @@ def test_the_client_installs_alone_in_a_fresh_environment(server, tmp_path):
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     py = venv / "bin" / "python"
     pip = [str(py), "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "install", str(ROOT / "ganserve_client")], check=True, timeout=600)
+    source = tmp_path / "src" / "ganserve_client"  # a copy: pip builds in the folder it is given
+    shutil.copytree(ROOT / "ganserve_client", source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    subprocess.run([*pip, "install", str(source)], check=True, timeout=600)
     listed = subprocess.run([*pip, "list", "--format=freeze"], capture_output=True, text=True, check=True)
     installed = {line.split("==")[0].lower().replace("_", "-") for line in listed.stdout.split()}
     allowed = {"ganserve-client", "httpx", "numpy", "pillow", "anyio", "certifi", "httpcore", "h11", "idna",

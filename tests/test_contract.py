@@ -53,8 +53,8 @@ def test_training_imports_nothing_of_the_service_even_inside_functions():
 
 def test_the_boundary_scan_sees_function_level_imports(tmp_path):
     bad = tmp_path / "m.py"
-    bad.write_text("def f():\n    from service.registry import GeneratorModel\n    import service.walk\n")
-    assert [m for _, m in _imports(bad)] == ["service.registry", "service.walk"]
+    bad.write_text("def f():\n    from service.image_urls import ImageApp\n    import service.walk\n")
+    assert [m for _, m in _imports(bad)] == ["service.image_urls", "service.walk"]
 
 
 def test_the_contract_needs_neither_torch_nor_onnxruntime():
@@ -168,7 +168,7 @@ def test_signature_checks_name_the_tensor():
 
 
 def test_the_service_refuses_a_model_of_another_contract_version(tmp_path):
-    from service.registry import GeneratorModel, ModelLoadError
+    from gancore.generator import GeneratorModel, ModelLoadError
 
     model = onnx.load(ROOT / "models" / "digits-dcgan.onnx")
     props = {p.key: p.value for p in model.metadata_props}

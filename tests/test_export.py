@@ -75,7 +75,7 @@ def test_export_of_a_non_run_fails_clearly(tmp_path):
 
 
 def test_truncated_export_samples_g_of_scaled_noise(exported, tmp_path):
-    from service.registry import GeneratorModel
+    from gancore.generator import GeneratorModel
 
     run = exported["cgan"].parent / "cgan"
     out = tmp_path / "trunc.onnx"
@@ -110,7 +110,7 @@ def test_export_rejects_a_truncation_outside_0_1(exported, tmp_path, psi):
 
 @pytest.mark.parametrize("value", ["0", "2", "psi"])
 def test_service_refuses_a_file_with_a_bad_truncation(exported, tmp_path, value):
-    from service.registry import GeneratorModel, ModelLoadError
+    from gancore.generator import GeneratorModel, ModelLoadError
 
     model = onnx.load(exported["dcgan"])
     props = {p.key: p.value for p in model.metadata_props}

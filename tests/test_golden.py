@@ -4,7 +4,7 @@ Image i of (model, seed, label) must never change silently: every image anyone h
 noise and label derivation, the float → uint8 rounding and the shipped weights. These literals were
 produced by contract version 1 (the derivation the service has always used) and are keyed by contract
 version: changing any derivation makes these tests fail until the version is bumped and a new, separately
-reviewed set of goldens is added beside the old one (see the README, "Reproducibility contract").
+reviewed set of goldens is added beside the old one (see docs/design/noise-contract.md).
 
 Floats are float32 values written as exact hex (``float.hex``); image goldens are sha256 of the uint8
 [N, H, W, C] bytes on ONNX Runtime's CPU provider.
@@ -204,7 +204,7 @@ def _images(model, indices: np.ndarray, label) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def shipped():
-    from service.registry import GeneratorModel
+    from gancore.generator import GeneratorModel
 
     return {name: GeneratorModel(MODELS / f"{name}.onnx", ["CPUExecutionProvider"], 1) for name in SHIPPED}
 

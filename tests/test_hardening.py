@@ -130,7 +130,7 @@ def test_models_are_read_only_from_onnx_files(tmp_path):
     import pickle
     import shutil
 
-    from service.registry import ModelLoadError, load_models
+    from gancore.generator import ModelLoadError, load_models
 
     marker = tmp_path / "unpickled"
 

@@ -30,6 +30,7 @@ from training.evaluate import (
     train_autoencoder,
 )
 from training.evaluate.autoencoder import premultiplied
+from training.evaluate.pixels import PixelSpace
 
 QUICK_AE = AutoencoderSettings(steps=150)  # enough for digits at 16×16 to separate (checked below)
 
@@ -44,11 +45,13 @@ def real():
     return load_dataset("digits", SIZE, 1)
 
 
-@pytest.fixture(scope="module", params=["evaluator", "autoencoder"])
+@pytest.fixture(scope="module", params=["evaluator", "autoencoder", "pixel PCA"])
 def space(request, real, cache):
     """(name, real features [N, F]) in each feature space the figures are computed in."""
     if request.param == "evaluator":
         return "evaluator", get_evaluator(real, FAST, cache).predict(real.images)[1]
+    if request.param == "pixel PCA":  # the second space, learned from nothing but the pixels' spread
+        return "pixel PCA", PixelSpace.fit(real.images).features(real.images)
     return "autoencoder", get_autoencoder(real.images, real.name, QUICK_AE, cache).features(real.images)
 
 

@@ -20,8 +20,8 @@ import pytest
 from PIL import Image
 
 from gancore.contract import image_indices, resolve_label
+from gancore.generator import GeneratorModel
 from service.offline import Job, my_units, shard_images
-from service.registry import GeneratorModel
 from tests.conftest import ROOT, run_cli
 
 

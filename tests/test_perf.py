@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from gancore.contract import image_indices, inputs_for
-from service.accel import CUDA, bucket_for, buckets, pad_rows, padded_run, provider_list
-from service.registry import GeneratorModel, session_options
+from gancore.generator import GeneratorModel, session_options
+from gancore.providers import CUDA, provider_list
+from service.accel import bucket_for, buckets, pad_rows, padded_run
 from service.settings import Settings
 from tests.conftest import ROOT, run_cli
 

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from benchmarks.common import ServeProcess
-from service.accel import CPU, CUDA, choose_providers, gpu_visible
+from gancore.providers import CPU, CUDA, choose_providers, gpu_visible
 from service.batching import Batcher, QueueFull
 
 MODEL = "tiny-sprites"

@@ -9,6 +9,7 @@ page on the shipped models for the README (default: the tiny test models, saved 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Server
+from tests.conftest import ROOT, Server
 
 CHROMIUM = os.environ.get("GANSERVE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # Root in a container needs --no-sandbox; the rest keeps Chromium off the (closed) network at start-up.
@@ -68,7 +69,7 @@ class Page:
         self.open(models_expected)
 
     def open(self, models_expected: bool = True) -> None:
-        self.page.goto(self.url + "/ui/")
+        self.page.goto(self.url if "/ui/" in self.url else self.url + "/ui/")
         if models_expected:  # the model list has arrived from POST /models
             self.page.wait_for_function(
                 "() => document.querySelectorAll('#model option:not([value=\"\"])').length"
@@ -340,5 +341,37 @@ def test_transparent_images_over_a_checkerboard_with_a_background_switch(browser
         assert ui.page.input_value("#background") == "black"
         assert not ui.errors, ui.errors
         ui.context.close()
+    finally:
+        srv.stop()
+
+
+def test_first_paint_shows_samples_and_the_models_card_without_a_click(browser, server, tmp_path):
+    ui = Page(browser, server.url)  # waits for the model list and for the page to be idle, nothing clicked
+    assert ui.page.input_value("#model") == "tiny-cgan"  # equal sizes: the conditional model first
+    expected = generate(server, model="tiny-cgan", seed=42, count=16)
+    assert ui.srcs("#grid img") == [data_url(b) for b in expected["images"]]
+    assert ui.page.is_hidden("#card-panel")  # the tiny test models have no card
+    ui.context.close()
+    assert not ui.errors, ui.errors
+
+    folder = tmp_path / "models"  # shipped models with their cards' figures
+    folder.mkdir()
+    for name in ("digits-cgan", "digits-dcgan"):
+        for ext in ("onnx", "json"):
+            shutil.copy(ROOT / "models" / f"{name}.{ext}", folder)
+    srv = Server(folder).wait_ready()
+    try:
+        shipped = Page(browser, srv.url)
+        assert shipped.page.input_value("#model") == "digits-cgan"
+        assert len(shipped.srcs("#grid img")) == 16
+        quality = json.loads((folder / "digits-cgan.json").read_text())["quality"]
+        card = shipped.page.inner_text("#model-card")
+        assert f"{quality['label_accuracy']:.3f}" in card and "Fréchet ratio" in card and "recall" in card
+        assert shipped.page.is_visible("#card-panel")
+        shipped.context.close()
+        chosen = Page(browser, srv.url + "/ui/?model=digits-dcgan")
+        assert chosen.page.input_value("#model") == "digits-dcgan" and len(chosen.srcs("#grid img")) == 16
+        chosen.context.close()
+        assert not shipped.errors and not chosen.errors, shipped.errors + chosen.errors
     finally:
         srv.stop()

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from gancore.contract import drawn_labels, latent, one_hot, to_uint8
-from service.registry import GeneratorModel
+from gancore.generator import GeneratorModel
 from service.walk import MAX_STEPS, slerp, walk_inputs
 from tests.test_service import metric_sum, npy, post
 

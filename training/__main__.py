@@ -62,7 +62,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         trainer.log("--resume: no checkpoint yet; training from step 0 with the recorded settings")
         trainer.discard_metrics_after(0)
     try:
-        state = trainer.run(progress=not args.no_progress)
+        state = trainer.run(progress=not args.no_progress, resumed=resume and trainer.state.step > 0)
     finally:
         trainer.close()
     if trainer.is_main:
@@ -80,10 +80,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from training.export import ExportError, export
+    from training.export import ExportError, checkpoint_file, export
 
     try:
-        report = export(args.run_dir, args.out, truncation=args.truncation)
+        if args.checkpoint != "last":  # a folder that is no run at all gets export's own message
+            checkpoint_file(args.run_dir, args.checkpoint)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        report = export(args.run_dir, args.out, truncation=args.truncation, checkpoint=args.checkpoint)
     except ExportError as exc:
         print(f"error: export failed: {exc}", file=sys.stderr)
         return 1
@@ -94,9 +100,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from gancore.generator import ModelLoadError
     from training.data import DatasetError
     from training.evaluate import evaluate_model, format_table, read_curve
-    from training.onnx_generator import GeneratorFileError
 
     measured = _measure_settings(args)
     if measured is None:
@@ -113,7 +119,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             args.model, args.dataset, args.samples, args.seed, args.data_dir, args.cache_dir, settings,
             ae_settings,
         )  # fmt: skip
-    except (GeneratorFileError, DatasetError, ValueError) as exc:
+    except (ModelLoadError, DatasetError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(format_table(quality, model.info.name))
@@ -246,6 +252,11 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=1.0,
         help="ψ in (0, 1]: the model samples G(ψ·z), more fidelity for less variety (default 1: none)",
+    )
+    e.add_argument(
+        "--checkpoint",
+        default="last",
+        help="last (RUN/checkpoint.pt), best (RUN/best.pt, kept by train --eval-every) or a checkpoint file",
     )
     v = sub.add_parser("evaluate", help="measure an exported generator's quality against its data set")
     v.add_argument("model", type=Path, help="an exported generator, e.g. models/NAME.onnx")

@@ -267,6 +267,8 @@ def card_markdown(card: dict[str, Any], q: Quality, class_names: list[str] | Non
     lines += _target_lines(q.targets)
     if q.label_free is not None:
         lines += label_free_markdown(q.label_free)
+    if q.label_free_pixels is not None:
+        lines += label_free_markdown(q.label_free_pixels, second=True)
     if card.get("notes"):
         lines += ["", "## Notes", "", card["notes"]]
     if card.get("curve"):
@@ -311,11 +313,17 @@ _LABEL_FREE_ROWS = {
 }
 
 
-def label_free_markdown(lf: LabelFree) -> list[str]:
-    """The card's label-free section: samples beside held-out real images."""
+def label_free_markdown(lf: LabelFree, second: bool = False) -> list[str]:
+    """The card's label-free section: samples beside held-out real images (``second``: in the pixel space
+    that was not learned from the data, ``training.evaluate.pixels``)."""
+    heading = (
+        "### Label-free figures in a second space: PCA of 16×16 premultiplied pixels"
+        if second
+        else "### Label-free figures (mode collapse)"
+    )
     lines = [
         "",
-        "### Label-free figures (mode collapse)",
+        heading,
         "",
         f"In the {lf.feature_space}'s feature space: {lf.compared_size} samples and {lf.compared_size} "
         f"held-out real images, each against the other {lf.reference_size} real images (K = {lf.bins} bins). "

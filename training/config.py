@@ -25,11 +25,22 @@ Optimizer = Literal["adam", "rmsprop"]
 Precision = Literal["fp32", "bf16", "fp16"]
 
 RECIPES = ("dcgan", "wgan", "wgan-gp", "cgan", "r3gan")
-# The r3gan preset's widths and γ. Not yet tuned by measurement: the CPU ablation (README, "The 1000-mode
-# benchmark") ran widths 16 and this γ, and found neither the best setting at its budget.
+# The r3gan preset's widths and γ. Not yet tuned by measurement: the CPU ablation (docs/quality.md, "The
+# 1000-mode benchmark") ran widths 16 and this γ, and found neither the best setting at its budget.
 R3GAN_WIDTH = 32
 R3GAN_GAMMA = 0.05  # the paper's CIFAR-10 (32×32) starting γ
-DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")  # Zhao et al. 2020, applied in this order
+DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
+# Figures --best-metric may name (training.watch knows which direction is better for each).
+BEST_METRICS = (
+    "frechet_ratio",
+    "ndb_k",
+    "js",
+    "recall",
+    "coverage",
+    "precision",
+    "density",
+    "label_accuracy",
+)  # Zhao et al. 2020, applied in this order
 
 
 def parse_policy(text: str) -> tuple[str, ...]:
@@ -199,6 +210,17 @@ class TrainConfig:
         0, "also keep a copy of the checkpoint every this many steps in RUN/checkpoints/step-NNNNNN.pt "
         "(0: off; `python -m training curve RUN` evaluates them)", resume=True,
     )  # fmt: skip
+    eval_every: int = setting(
+        2000, "every this many steps, measure the figures of `evaluate` on samples of G and of its EMA (into "
+        "metrics.jsonl and TensorBoard) and keep the best step's checkpoint as RUN/best.pt (0: off)",
+        resume=True,
+    )  # fmt: skip
+    eval_samples: int = setting(1000, "samples per --eval-every measurement", resume=True)
+    best_metric: str = setting(
+        "frechet_ratio", "the figure that picks RUN/best.pt (of the generator export ships)",
+        choices=BEST_METRICS, resume=True,
+    )  # fmt: skip
+    tensorboard: bool = setting(True, "write TensorBoard event files into RUN/tensorboard", resume=True)
     data_dir: str | None = setting(
         None,
         "folder of mnist / fashion-mnist IDX files, or of an unpacked emoji-datasource-google package",

@@ -26,6 +26,7 @@ from training import __version__
 from training.config import TrainConfig
 from training.networks import build_generator
 from training.trainer import CHECKPOINT, CONFIG, RunState
+from training.watch import BEST
 
 PARITY_BATCHES = (1, 7, 64)
 PARITY_TOLERANCE = 1e-4
@@ -66,13 +67,25 @@ class _Conditional(_Unconditional):
         return self._bounded(self.g(self._scaled(z), label))
 
 
-def load_generator(run_dir: Path) -> tuple[torch.nn.Module, TrainConfig, RunState]:
+def checkpoint_file(run_dir: Path, checkpoint: str = "last") -> Path:
+    """The checkpoint ``--checkpoint`` names: ``last`` (RUN/checkpoint.pt), ``best`` (RUN/best.pt, kept by
+    ``--eval-every``), or a file (e.g. RUN/checkpoints/step-002000.pt); ValueError naming the flag."""
+    run_dir = Path(run_dir)
+    path = {"last": run_dir / CHECKPOINT, "best": run_dir / BEST}.get(checkpoint, Path(checkpoint))
+    if not path.is_file():
+        hint = " (train with --eval-every N to keep one)" if checkpoint == "best" else ""
+        raise ValueError(f"--checkpoint {checkpoint}: {path} does not exist{hint}")
+    return path
+
+
+def load_generator(run_dir: Path, checkpoint: str = "last") -> tuple[torch.nn.Module, TrainConfig, RunState]:
     """The generator to ship from a run folder (EMA weights when the run kept them), in eval mode."""
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG).exists() or not (run_dir / CHECKPOINT).exists():
         raise ExportError(f"{run_dir} is not a training run folder (needs {CONFIG} and {CHECKPOINT})")
     cfg = TrainConfig.load(run_dir / CONFIG)
-    blob = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=True)  # GPU runs export here
+    path = checkpoint_file(run_dir, checkpoint)
+    blob = torch.load(path, map_location="cpu", weights_only=True)  # GPU runs export here
     g = build_generator(cfg.model)
     g.load_state_dict(blob["G_ema"] if blob.get("G_ema") else blob["G"])
     return g.eval(), cfg, RunState(**blob["state"])
@@ -114,14 +127,18 @@ def check_truncation(truncation: float) -> float:
 
 
 def export(
-    run_dir: Path, out: Path, class_names: list[str] | None = None, truncation: float = 1.0
+    run_dir: Path,
+    out: Path,
+    class_names: list[str] | None = None,
+    truncation: float = 1.0,
+    checkpoint: str = "last",
 ) -> ExportReport:
     """Export the run's generator to ``out`` atomically; raise ExportError unless it is valid and matches.
 
     ``truncation`` ψ in (0, 1]: the exported graph samples ``G(ψ·z)`` (1: the generator as trained).
     """
     truncation = check_truncation(truncation)
-    g, cfg, state = load_generator(run_dir)
+    g, cfg, state = load_generator(run_dir, checkpoint)
     m = cfg.model
     if class_names is None:
         names_file = Path(run_dir) / "class_names.json"

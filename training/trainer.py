@@ -50,6 +50,7 @@ from training.runtime import (
     start_process_group,
     stop_process_group,
 )
+from training.watch import EventLog, Snapshots, Timer
 
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
@@ -70,7 +71,10 @@ class RunState:
     cursor: int = 0  # batches drawn so far
     critic_steps: int = 0  # critic updates so far (--penalty-every counts them)
     wall_seconds: float = 0.0
-    cpu_seconds: float = 0.0
+    cpu_seconds: float = 0.0  # training only: --eval-every's measurements are counted apart
+    eval_cpu_seconds: float = 0.0
+    best_step: int = -1  # the step of RUN/best.pt (-1: none yet)
+    best_value: float = 0.0  # its --best-metric figure
 
 
 class BatchSampler:
@@ -175,6 +179,8 @@ class Trainer:
         rank = self.procs.rank
         self._share = slice(rank * self.local_batch, (rank + 1) * self.local_batch)
         self.state = RunState()
+        self.data_wait = Timer()  # seconds the loop waited for batches (TensorBoard's speed/data_wait)
+        self.stats: dict[str, torch.Tensor] = {}  # the last step's extra figures, when asked for
 
     @property
     def is_main(self) -> bool:
@@ -302,7 +308,8 @@ class Trainer:
 
     # ---- one step ----------------------------------------------------------------------------------
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        images, idx = self.loader.get(self.state.cursor)
+        with self.data_wait:
+            images, idx = self.loader.get(self.state.cursor)
         self.state.cursor += 1
         y = one_hot(self.labels[idx], self.cfg.model.num_classes) if self.cfg.model.conditional else None
         return self.augment.real(images), self._to_device(y)
@@ -332,8 +339,11 @@ class Trainer:
             return 100
         return o.n_critic
 
-    def train_step(self) -> dict[str, torch.Tensor]:
-        """One generator step and its critic steps; the losses stay on the device (read them at log steps)."""
+    def train_step(self, watch: bool = False) -> dict[str, torch.Tensor]:
+        """One generator step and its critic steps; the losses stay on the device (read them at log steps).
+
+        ``watch``: also keep D(real), D(fake), the penalty and both gradient norms in ``self.stats``.
+        """
         obj = self.cfg.objective
         amp = functools.partial(autocast, self.device, self.cfg.precision)
         d_loss = torch.zeros((), device=self.device)
@@ -353,20 +363,31 @@ class Trainer:
                 real_score, fake_score, real_classes, _ = self._scores(real_in, fake_in, y)
             # The losses in float32: scores (and logits) leave autocast before any reduction.
             loss = critic_loss(obj.kind, real_score.float(), fake_score.float())
+            penalty = None
             if r1 or r2:
-                loss = loss + obj.penalty_every * self._zero_centred_penalties(
+                penalty = self._zero_centred_penalties(
                     real, fake, real_in, fake_in, real_score, fake_score, y
                 )
+                loss = loss + obj.penalty_every * penalty
             if real_classes is not None:  # the classifier learns from real images only
                 loss = loss + obj.aux_weight * F.cross_entropy(real_classes.float(), y.argmax(1))
             if obj.gp_weight > 0:
                 with full_precision(self.device):
                     alpha = self._alpha(len(real))
-                    loss = loss + obj.gp_weight * gradient_penalty(
+                    penalty = obj.gp_weight * gradient_penalty(
                         lambda x, y=y: self._d(x, y)[0], real, fake, self.rng, self.cfg.model.pack, alpha
                     )
+                    loss = loss + penalty
             self.opt_d.zero_grad(set_to_none=True)
             self.scaler_d.scale(loss).backward()
+            if watch:
+                self.stats = {
+                    "critic/real_score": real_score.detach().float().mean(),
+                    "critic/fake_score": fake_score.detach().float().mean(),
+                    "grad_norm/D": _grad_norm(self.D),
+                }
+                if penalty is not None:
+                    self.stats["loss/penalty"] = penalty.detach().float()
             self.scaler_d.step(self.opt_d)
             self.scaler_d.update()
             if obj.clip > 0:
@@ -398,6 +419,8 @@ class Trainer:
                 g_loss = g_loss + obj.aux_weight * F.cross_entropy(fake_classes.float(), y.argmax(1))
             self.opt_g.zero_grad(set_to_none=True)
             self.scaler_g.scale(g_loss).backward()
+        if watch:
+            self.stats["grad_norm/G"] = _grad_norm(self.G)
         self.scaler_g.step(self.opt_g)
         self.scaler_g.update()
         self._update_ema()
@@ -468,14 +491,25 @@ class Trainer:
         return self.G_ema if self.G_ema is not None else self.G
 
     # ---- the loop ----------------------------------------------------------------------------------
-    def run(self, progress: bool = True) -> RunState:
-        """Train up to ``cfg.steps``; only the main process writes files (every process trains)."""
+    def run(self, progress: bool = True, resumed: bool = False) -> RunState:
+        """Train up to ``cfg.steps``; only the main process writes files (every process trains).
+
+        ``resumed``: the state came from the run's checkpoint (the event files drop what follows it).
+        """
         cfg, main = self.cfg, self.is_main
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
             write_atomic(self.out / CONFIG, cfg.to_json().encode())
+        events = (
+            EventLog(self.out, self.state.step + 1 if resumed else None) if main and cfg.tensorboard else None
+        )
+        snapshots = Snapshots(self) if main and cfg.eval_every > 0 else None
         wall0, cpu0 = time.perf_counter(), time.process_time()
-        base_wall, base_cpu = self.state.wall_seconds, self.state.cpu_seconds
+        base_wall, base_cpu, base_eval = (
+            self.state.wall_seconds,
+            self.state.cpu_seconds,
+            self.state.eval_cpu_seconds,
+        )
         bar = tqdm(
             total=cfg.steps,
             initial=self.state.step,
@@ -483,15 +517,19 @@ class Trainer:
             unit="step",
             dynamic_ncols=True,
         )
+        last_log = (time.perf_counter(), self.state.step)
         with open(self.out / METRICS, "a") if main else contextlib.nullcontext() as metrics:
             while self.state.step < cfg.steps:
                 self.G.train()
-                losses = self.train_step()
+                next_step = self.state.step + 1
+                log_now = next_step % cfg.log_every == 0 or next_step == cfg.steps
+                losses = self.train_step(watch=log_now and events is not None)
+                eval_cpu = self.state.eval_cpu_seconds - base_eval
                 self.state.wall_seconds = base_wall + time.perf_counter() - wall0
-                self.state.cpu_seconds = base_cpu + time.process_time() - cpu0
+                self.state.cpu_seconds = base_cpu + time.process_time() - cpu0 - eval_cpu
                 step = self.state.step
                 bar.update(1)
-                if step % cfg.log_every == 0 or step == cfg.steps:
+                if log_now:
                     # The only host synchronisation of the loop: losses are read at log steps.
                     both = mean_across(torch.stack([losses["d_loss"], losses["g_loss"]]), self.procs)
                     d, g = both.tolist()
@@ -501,28 +539,78 @@ class Trainer:
                         record["wall_s"] = round(self.state.wall_seconds, 3)
                         metrics.write(json.dumps(record) + "\n")
                         metrics.flush()
+                    if events is not None:
+                        now = time.perf_counter()
+                        seconds = max(now - last_log[0], 1e-9)
+                        events.scalars(step, {
+                            "loss/critic": d,
+                            "loss/generator": g,
+                            **{k: float(v) for k, v in self.stats.items()},
+                            "lr/G": self.opt_g.param_groups[0]["lr"],
+                            "lr/D": self.opt_d.param_groups[0]["lr"],
+                            "speed/images_per_s": (step - last_log[1]) * cfg.batch_size / seconds,
+                            "speed/data_wait_share": self.data_wait.take() / seconds,
+                        })  # fmt: skip
+                        last_log = (now, step)
                 if main and (step % cfg.sample_every == 0 or step == cfg.steps):
-                    self.write_samples()
+                    images = self.write_samples()
+                    if events is not None:
+                        events.grid(step, "samples", images)
                 keep = cfg.keep_every > 0 and step % cfg.keep_every == 0
-                if step % cfg.checkpoint_every == 0 or step == cfg.steps or keep:
+                snapshot = snapshots is not None and step % cfg.eval_every == 0
+                if step % cfg.checkpoint_every == 0 or step == cfg.steps or keep or snapshot:
                     self.save()
                 if keep:
                     self.keep()
+                if snapshot:
+                    self._snapshot(snapshots, events, metrics)
+                    last_log = (time.perf_counter(), step)
         bar.close()
         self.save()
+        if events is not None:
+            events.close()
         if main:
             plot_losses(self.out / METRICS, self.out / "losses.png")
         return self.state
 
-    def write_samples(self) -> Path:
+    def _snapshot(self, snapshots: Snapshots, events: EventLog | None, metrics) -> None:
+        """``--eval-every``: measure G and its EMA, log the figures, keep ``best.pt`` (main process)."""
+        cpu0 = time.process_time()
+        figures = snapshots.measure()
+        best = snapshots.keep_best(figures)
+        if best:
+            self.save()  # the checkpoint now records this step as the best
+            snapshots.write_best(self.out, self.out / CHECKPOINT)
+        self.state.eval_cpu_seconds += time.process_time() - cpu0
+        record = {"step": self.state.step, "eval": figures, "best_step": self.state.best_step,
+                  "eval_cpu_s": round(self.state.eval_cpu_seconds, 3)}  # fmt: skip
+        metrics.write(json.dumps(record) + "\n")
+        metrics.flush()
+        if events is not None:
+            for kind, values in figures.items():
+                events.scalars(self.state.step, {f"eval/{kind}/{k}": v for k, v in values.items()})
+            events.flush()
+        self.log(
+            f"step {self.state.step}: {self.cfg.best_metric} "
+            f"{snapshots.shipped(figures).get(self.cfg.best_metric)} (best at step {self.state.best_step})"
+        )
+
+    def write_samples(self) -> np.ndarray:
+        """Write the fixed-noise grid of this step to RUN/samples/; returns its uint8 images."""
         G = self.export_generator
         with evaluating(G), torch.no_grad():
             y = one_hot(self.fixed_y, self.cfg.model.num_classes) if self.cfg.model.conditional else None
-            images = G(self.fixed_z, y).float().cpu().numpy()
+            images = to_uint8(G(self.fixed_z, y).float().cpu().numpy())
         path = self.out / "samples" / f"step_{self.state.step:06d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(encode_png(tile(to_uint8(images), columns=8)))
-        return path
+        path.write_bytes(encode_png(tile(images, columns=8)))
+        return images
+
+
+def _grad_norm(module: torch.nn.Module) -> torch.Tensor:
+    """The L2 norm of all of ``module``'s gradients (0 when it has none)."""
+    grads = [p.grad.detach().float().norm() for p in module.parameters() if p.grad is not None]
+    return torch.stack(grads).norm() if grads else torch.zeros(())
 
 
 @contextlib.contextmanager
@@ -545,6 +633,7 @@ def plot_losses(metrics_path: Path, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if "d_loss" in r]  # --eval-every's rows hold figures, not losses
     if not rows:
         return
     steps = np.array([r["step"] for r in rows])

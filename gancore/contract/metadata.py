@@ -94,7 +94,8 @@ class ModelMetadata(BaseModel):
         if meta.contract_version != CONTRACT_VERSION:
             raise MetadataError(
                 f"the model was made for sampling contract version {meta.contract_version}, this ganserve "
-                f"implements version {CONTRACT_VERSION} (its images would differ; see the README)"
+                f"implements version {CONTRACT_VERSION} (its images would differ; see "
+                "docs/design/noise-contract.md)"
             )
         return meta
 

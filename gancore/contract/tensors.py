@@ -14,7 +14,8 @@ LABEL = "label"
 IMAGE = "image"
 FLOAT = "tensor(float)"  # ONNX Runtime's name for float32 tensors
 
-SUPPORTED_IMAGE_SIZES = (16, 32, 64)  # what the trainer builds; a service serves any H×W a graph declares
+# What the trainer builds; a service serves any H×W a graph declares.
+SUPPORTED_IMAGE_SIZES = (16, 32, 64, 128, 256)
 SUPPORTED_CHANNELS = (1, 3, 4)  # grey, RGB, RGBA
 
 

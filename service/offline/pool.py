@@ -12,13 +12,13 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
 from pathlib import Path
 
+from gancore.generator import GeneratorModel
 from service.offline.errors import OfflineError
 from service.offline.folder import UnitRecord
 from service.offline.formats import UnitContext, get_format
 from service.offline.layout import Unit
 from service.offline.options import Options
 from service.offline.validation import Job
-from service.registry import GeneratorModel
 
 _worker: dict = {}
 

@@ -7,6 +7,7 @@ import contextlib
 import time
 from pathlib import Path
 
+from gancore.generator import GeneratorModel
 from service.offline.errors import DiskFullError, OfflineError, is_disk_full
 from service.offline.folder import UnitRecord, claim_folder, read_manifest, record_of, write_manifest
 from service.offline.formats import get_format
@@ -14,7 +15,6 @@ from service.offline.layout import Unit, my_units
 from service.offline.options import Options, default_options
 from service.offline.pool import cpu_seconds, execute
 from service.offline.validation import Job
-from service.registry import GeneratorModel
 
 
 def _progress_bar(total: int, initial: int, enabled: bool):

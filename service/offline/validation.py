@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from gancore.contract import MAX_SEED, resolve_label
+from gancore.generator import MODEL_NAME, GeneratorModel, ModelLoadError, model_paths
 from service.offline.errors import OfflineError
-from service.registry import MODEL_NAME, GeneratorModel, ModelLoadError, model_paths
 
 LAYOUT_VERSION = 1
 
@@ -36,7 +36,7 @@ class Job:
 
 def find_model(models_dir: str | Path, name: str) -> Path:
     """The ``.onnx`` file of model ``name`` in ``models_dir``, by the service's own lookup
-    (:func:`service.registry.model_paths`), so the name itself never reaches the filesystem."""
+    (:func:`gancore.generator.model_paths`), so the name itself never reaches the filesystem."""
     if not MODEL_NAME.match(name):
         raise OfflineError(f"--model: {name!r} is not a model name (must match {MODEL_NAME.pattern})")
     try:

@@ -263,10 +263,26 @@ function selectModel() {
     `${model.recipe} on ${model.dataset}, ${w}×${h}×${c}${c === 4 ? " (RGBA)" : ""}, latent ${model.latent_dim}${classes}, ` +
     `${model.steps} training steps, running on ${model.provider}`;
   document.body.classList.toggle("conditional", model.conditional);
+  showCard(model);
+  // Larger images have a smaller count limit (the server's byte budget per request).
+  $("count").max = String(model.max_count || maxCount);
+  if (intOf($("count")) > (model.max_count || maxCount)) $("count").value = String(model.max_count || maxCount);
   for (const id of ["label", "walk-label-a", "walk-label-b"]) fillLabels($(id), model);
   for (const id of ["grid", "label-table", "walk-frames"]) $(id).replaceChildren();
   stopPlayer();
   $("walk-player").hidden = true;
+}
+
+// The model the page opens on: ?model=NAME, else the one with the largest images (colour and
+// transparency show best), conditional first, then by name.
+function defaultModel(list) {
+  const asked = new URLSearchParams(window.location.search).get("model");
+  if (asked && list.some((m) => m.name === asked)) return asked;
+  const size = (m) => m.image_shape.reduce((a, b) => a * b, 1);
+  const ranked = [...list].sort(
+    (a, b) => size(b) - size(a) || Number(b.conditional) - Number(a.conditional) || a.name.localeCompare(b.name),
+  );
+  return ranked.length ? ranked[0].name : "";
 }
 
 async function loadModels() {
@@ -277,9 +293,45 @@ async function loadModels() {
   const select = $("model");
   const previous = select.value;
   select.replaceChildren(...body.models.map((m) => new Option(`${m.name} (${m.recipe})`, m.name)));
-  if (models[previous]) select.value = previous;
+  select.value = models[previous] ? previous : defaultModel(body.models);
   selectModel();
   return `${body.models.length} models`;
+}
+
+// The page's first paint: the model list, then samples of the default model, with no click.
+async function firstPaint() {
+  await loadModels();
+  return generate();
+}
+
+// A few of the model card's measured figures beside the picture (none for a model without a card).
+const CARD_FIGURES = [
+  ["label accuracy", (q) => q.label_accuracy, (q) => q.evaluator_accuracy, "held-out real"],
+  ["Fréchet ratio", (q) => q.frechet_ratio, () => 1, "real vs real"],
+  ["recall", (q) => q.label_free?.samples?.recall, (q) => q.label_free?.real?.recall, "real"],
+  ["coverage", (q) => q.label_free?.samples?.coverage, (q) => q.label_free?.real?.coverage, "real"],
+  ["NDB/K", (q) => q.label_free?.samples?.ndb_k, (q) => q.label_free?.real?.ndb_k, "real"],
+];
+
+function showCard(model) {
+  const list = $("model-card");
+  const q = model.quality || {};
+  const rows = [];
+  for (const [name, value, real, realName] of CARD_FIGURES) {
+    const v = value(q);
+    if (typeof v !== "number") continue;
+    const r = real(q);
+    const dt = document.createElement("dt");
+    dt.textContent = name;
+    const dd = document.createElement("dd");
+    dd.textContent = typeof r === "number" ? `${v.toFixed(3)} (${realName} ${r.toFixed(3)})` : v.toFixed(3);
+    rows.push(dt, dd);
+  }
+  list.replaceChildren(...rows);
+  $("card-panel").hidden = rows.length === 0;
+  if (rows.length) {
+    $("card-source").textContent = `${q.samples} samples of seed ${q.seed}, measured by python -m training evaluate`;
+  }
 }
 
 const BG_STORE = "ganserve.background"; // the page background behind transparent pixels
@@ -316,7 +368,7 @@ function init() {
       busy(event.submitter || $(id).querySelector("button[type=submit]"), action);
     });
   }
-  busy($("model"), loadModels);
+  busy($("model"), firstPaint);
 }
 
 document.addEventListener("DOMContentLoaded", init);

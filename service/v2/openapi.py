@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from gancore.contract import IMAGE
 from service.v2 import routes
 from service.v2.codec import DTYPES
+from service.v2.rows import INPUTS
 
 _DATATYPES = list(DTYPES)
 _TENSOR_META = {
@@ -21,7 +23,7 @@ _INPUT = {
     "type": "object",
     "required": ["name", "shape", "datatype"],
     "properties": {
-        "name": {"type": "string", "enum": ["seed", "index", "label", "z"]},
+        "name": {"type": "string", "enum": list(INPUTS)},
         "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}, "maxItems": 8},
         "datatype": {"type": "string", "enum": _DATATYPES},
         "parameters": {
@@ -44,7 +46,7 @@ INFER_REQUEST = {
                 "type": "object",
                 "required": ["name"],
                 "properties": {
-                    "name": {"type": "string", "enum": ["image", "label"]},
+                    "name": {"type": "string", "enum": [IMAGE, "label"]},
                     "parameters": {"type": "object", "properties": {"binary_data": {"type": "boolean"}}},
                 },
             },

@@ -20,9 +20,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from gancore.contract import IMAGE
+from gancore.generator import GeneratorModel
 from service.guards import ASGIApp, Receive, Scope, Send, new_request_id, read_body
 from service.image_urls import ServesModels
-from service.registry import GeneratorModel
 from service.v2.codec import HEADER_LENGTH, Output, ProtocolError, decode_request, encode_response
 from service.v2.rows import decode_rows, metadata, output_names
 
@@ -46,11 +47,11 @@ class V2Routes:
         self,
         app: ASGIApp,
         service: Callable[[], ServesModels],
-        max_rows: int,
+        max_rows: Callable[[Any], int],
         server_version: str,
         on_answer: Callable[[str, int, float], None] | None = None,
     ) -> None:
-        self.app, self._service, self.max_rows = app, service, max_rows
+        self.app, self._service, self.max_rows = app, service, max_rows  # per model (its ModelInfo)
         self.server = {"name": "ganserve", "version": server_version, "extensions": EXTENSIONS}
         self.on_answer = on_answer  # (route template, status, seconds): the request metrics
 
@@ -112,7 +113,7 @@ class V2Routes:
         info = model.info
         try:
             request = decode_request(body, _header(scope, HEADER_LENGTH.encode()))
-            rows = decode_rows(request.inputs, info, self.max_rows)
+            rows = decode_rows(request.inputs, info, self.max_rows(info))
             names = output_names(info)
             wanted = request.outputs or dict.fromkeys(names, request.binary_output)
             unknown = sorted(set(wanted) - set(names))
@@ -133,7 +134,7 @@ class V2Routes:
                     if k != b"content-length"
                 },
             )
-        outputs = [Output("image", "UINT8", images)]
+        outputs = [Output(IMAGE, "UINT8", images)]
         if rows.classes is not None:
             outputs.append(Output("label", "INT64", rows.classes))
         outputs = [o for o in outputs if o.name in wanted]

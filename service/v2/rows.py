@@ -13,12 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from gancore.contract import MAX_SEED, drawn_labels_rows, latent_rows, one_hot
-from service.registry import ModelInfo
+from gancore.contract import IMAGE, MAX_SEED, Z, drawn_labels_rows, latent_rows, one_hot
+from gancore.generator import ModelInfo
 from service.v2.codec import FLOAT_TYPES, INTEGER_TYPES, ProtocolError, Tensor
 
 MAX_INDEX = 2**62  # as POST /generate's `start`
-INPUTS = ("seed", "index", "label", "z")
+# The protocol's tensors share the graph's names for the noise and the images (gancore.contract).
+INPUTS = ("seed", "index", "label", Z)
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def metadata(info: ModelInfo, version: str) -> dict[str, Any]:
         {"name": "seed", "datatype": "INT64", "shape": [-1]},
         {"name": "index", "datatype": "INT64", "shape": [-1]},
     ]
-    outputs = [{"name": "image", "datatype": "UINT8", "shape": [-1, h, w, c]}]
+    outputs = [{"name": IMAGE, "datatype": "UINT8", "shape": [-1, h, w, c]}]
     if info.num_classes:
         inputs.append({"name": "label", "datatype": "INT64", "shape": [-1]})
         outputs.append({"name": "label", "datatype": "INT64", "shape": [-1]})
@@ -59,7 +60,7 @@ def metadata(info: ModelInfo, version: str) -> dict[str, Any]:
 
 
 def output_names(info: ModelInfo) -> tuple[str, ...]:
-    return ("image", "label") if info.num_classes else ("image",)
+    return (IMAGE, "label") if info.num_classes else (IMAGE,)
 
 
 def decode_rows(inputs: dict[str, Tensor], info: ModelInfo, max_rows: int) -> Rows:
@@ -69,11 +70,11 @@ def decode_rows(inputs: dict[str, Tensor], info: ModelInfo, max_rows: int) -> Ro
         name = unknown[0] if unknown else "label"
         takes = "seed, index and label" if info.num_classes else "seed and index (unconditional: no label)"
         raise ProtocolError(f"{name[:64]}: not an input of model {info.name}; it takes {takes}, or z")
-    if "z" in inputs:
+    if Z in inputs:
         both = [n for n in ("seed", "index") if n in inputs]
         if both:
             raise ProtocolError(f"{both[0]}: give z or seed and index, not both")
-        z = _z(inputs["z"], info.latent_dim, max_rows)
+        z = _z(inputs[Z], info.latent_dim, max_rows)
         n, seeds, indices = len(z), None, None
     elif "seed" in inputs:
         seeds = _integers(inputs["seed"], 0, MAX_SEED, max_rows)
@@ -112,7 +113,10 @@ def _rows_of(t: Tensor, max_rows: int, rows: int | None, width: int | None = Non
     if rows is not None and n != rows:
         raise ProtocolError(f"{t.name}: {n} rows, but the other inputs have {rows} rows")
     if not 1 <= n <= max_rows:
-        raise ProtocolError(f"{t.name}: {n} rows; a request takes 1 … {max_rows} rows (GANSERVE_MAX_COUNT)")
+        raise ProtocolError(
+            f"{t.name}: {n} rows; a request takes 1 … {max_rows} rows of this model "
+            "(GANSERVE_MAX_COUNT, GANSERVE_MAX_REQUEST_BYTES)"
+        )
 
 
 def _integers(t: Tensor, low: int, high: int, max_rows: int, rows: int | None = None) -> np.ndarray:

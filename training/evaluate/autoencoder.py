@@ -38,11 +38,19 @@ class AutoencoderSettings:
     seed: int = 0
 
 
+# Larger images are averaged down to this side first: the figures judge layout and colour, and a 256-px
+# autoencoder would cost 16× the CPU of a 64-px one for features of the same size.
+MAX_SIDE = 64
+
+
 def premultiplied(images: np.ndarray) -> torch.Tensor:
-    """uint8 [N, H, W, C] → float [N, C, H, W] in [-1, 1]; RGBA colour is multiplied by alpha."""
+    """uint8 [N, H, W, C] → float [N, C, S, S] in [-1, 1], S = min(H, MAX_SIDE) (block averages);
+    RGBA colour is multiplied by alpha."""
     x = torch.from_numpy(images.transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
     if x.shape[1] == 4:
         x = torch.cat([x[:, :3] * x[:, 3:], x[:, 3:]], dim=1)
+    if x.shape[-1] > MAX_SIDE:
+        x = nn.functional.avg_pool2d(x, x.shape[-1] // MAX_SIDE)
     return x * 2 - 1
 
 
@@ -104,7 +112,7 @@ def train_autoencoder(images: np.ndarray, settings: AutoencoderSettings) -> tupl
         torch.manual_seed(settings.seed)
         g = torch.Generator().manual_seed(settings.seed)
         x_all = premultiplied(images)
-        net = AutoencoderNet(images.shape[3], images.shape[1], settings.width, settings.code)
+        net = AutoencoderNet(images.shape[3], min(images.shape[1], MAX_SIDE), settings.width, settings.code)
         opt = torch.optim.Adam(net.parameters(), lr=settings.lr)
         net.train()
         for _ in range(settings.steps):
@@ -140,7 +148,7 @@ def get_autoencoder(
     content = hashlib.sha256(np.ascontiguousarray(images).data).hexdigest()[:16]
     key = f"{dataset}@{content}"
     path = cache_path(cache_dir, "autoencoder", key, (c, h, w), settings, AUTOENCODER_VERSION)
-    net = AutoencoderNet(c, h, settings.width, settings.code)
+    net = AutoencoderNet(c, min(h, MAX_SIDE), settings.width, settings.code)
     if path.exists():
         blob = load_blob(path)
         net.load_state_dict(blob["state_dict"])

@@ -155,7 +155,7 @@ def measure_curve(
     # The real data as `evaluate` loads it for the exported file, so the figures are the ones it would print.
     real = load_dataset(cfg.dataset, m.image_size, m.channels, cfg.data_dir)
     evaluator = evaluator_for(real, settings, cache_dir)
-    reals = real_features(real, evaluator, None, cache_dir, autoencoder_settings)  # fitted once for all rows
+    reals = real_features(real, evaluator, None, cache_dir, autoencoder_settings, second_space=False)
     trainer = Trainer(cfg, run, dataset=real)
     rows: list[dict[str, Any]] = []
     for path in files:

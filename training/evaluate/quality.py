@@ -21,6 +21,8 @@ from training.evaluate.label_free import (
 )
 from training.evaluate.metrics import frechet_distance, mean_pairwise_distance
 from training.evaluate.modes import ModeFigures, check_mode_targets
+from training.evaluate.pixels import SPACE as PIXEL_SPACE
+from training.evaluate.pixels import PixelSpace
 from training.evaluate.targets import check_label_free_targets, check_targets
 
 COVERAGE_SHARE = 0.05  # a class is "covered" when it holds at least this share of the samples
@@ -48,6 +50,8 @@ class Quality:
     label_accuracy_per_class: list[float] | None = None
     targets: list[dict[str, Any]] = field(default_factory=list)
     label_free: LabelFree | None = None
+    # The same figures in a space not learned from the data (``pixels``): no instrument judges alone.
+    label_free_pixels: LabelFree | None = None
     # stacked-digits only (the 1000-mode benchmark, ``modes``): modes covered among ``modes_samples`` samples
     # and KL(modes ‖ uniform), beside the same figures for as many real stacks.
     modes: int | None = None
@@ -67,7 +71,11 @@ class Quality:
 
     def all_targets(self) -> list[dict[str, Any]]:
         """Every target row: the class figures' and, where measured, the label-free ones."""
-        return self.targets + (self.label_free.targets if self.label_free is not None else [])
+        rows = self.targets + (self.label_free.targets if self.label_free is not None else [])
+        if self.label_free_pixels is not None:  # the second space's rows say which space they are in
+            space = self.label_free_pixels.feature_space
+            rows += [{**t, "name": f"{t['name']} ({space})"} for t in self.label_free_pixels.targets]
+        return rows
 
     def missed_targets(self) -> list[str]:
         """Names of the targets these figures miss."""
@@ -95,6 +103,8 @@ class RealFeatures:
     features: np.ndarray
     reference: Reference
     autoencoder: Autoencoder | None = None
+    pixel_space: PixelSpace | None = None  # the second space and its reference (``pixels``)
+    pixel_reference: Reference | None = None
 
 
 def real_features(
@@ -103,6 +113,7 @@ def real_features(
     settings: LabelFreeSettings | None = None,
     cache_dir: Path | None = None,
     autoencoder_settings: AutoencoderSettings | None = None,
+    second_space: bool = True,
 ) -> RealFeatures:
     """Features of the real data and the label-free reference (fit once; reuse it for many sample sets).
 
@@ -119,7 +130,12 @@ def real_features(
     _, held = split_indices(real.labels, 0.5, settings.seed)
     mask = np.zeros(len(feats), dtype=bool)
     mask[held] = True
-    return RealFeatures(space, feats, fit_reference(feats, mask, settings, space), autoencoder)
+    reals = RealFeatures(space, feats, fit_reference(feats, mask, settings, space), autoencoder)
+    if second_space:
+        reals.pixel_space = PixelSpace.fit(real.images, seed=settings.seed)
+        pixel_feats = reals.pixel_space.features(real.images)
+        reals.pixel_reference = fit_reference(pixel_feats, mask, settings, PIXEL_SPACE)
+    return reals
 
 
 def measure(
@@ -197,6 +213,9 @@ def measure(
     q.targets = check_targets(q, conditional=labels is not None and classes)
     q.label_free = compare(reals.reference, feats)
     q.label_free.targets = check_label_free_targets(q.label_free, real.name)
+    if reals.pixel_space is not None and reals.pixel_reference is not None:
+        q.label_free_pixels = compare(reals.pixel_reference, reals.pixel_space.features(images))
+        q.label_free_pixels.targets = check_label_free_targets(q.label_free_pixels, real.name)
     return q
 
 
@@ -260,11 +279,12 @@ def format_table(q: Quality, name: str = "") -> str:
             if q.label_accuracy_per_class is not None:
                 row += f" {q.label_accuracy_per_class[c]:9.4f}"
             lines.append(row)
-    if q.label_free is not None:
-        lines += ["", *label_free_lines(q.label_free)]
+    for lf in (q.label_free, q.label_free_pixels):
+        if lf is not None:
+            lines += ["", *label_free_lines(lf)]
     lines.append("")
     for t in q.all_targets():
         lines.append(
-            f"  target {t['name']:<16} {t['value']!s:>9} {t['limit']:<20} {'ok' if t['ok'] else 'MISSED'}"
+            f"  target {t['name']:<28} {t['value']!s:>9} {t['limit']:<20} {'ok' if t['ok'] else 'MISSED'}"
         )
     return "\n".join(lines)

@@ -15,7 +15,7 @@ from training.evaluate.quality import Quality, evaluator_for, measure
 
 
 def sample_model(model: Any, count: int, seed: int, batch: int = 500) -> tuple[np.ndarray, np.ndarray | None]:
-    """``count`` images of ``model`` (a training.onnx_generator.OnnxGenerator) for ``seed``, with labels.
+    """``count`` images of ``model`` (a ``gancore.generator.GeneratorModel``) for ``seed``, with labels.
 
     Conditional models draw each image's class from the seed (the service's contract: uniform classes).
     """
@@ -71,9 +71,12 @@ def load_for_evaluation(
 
     The evaluator is None for a data set without classes (one folder of images): its figures are label-free.
     """
-    from training.onnx_generator import OnnxGenerator
+    from gancore.generator import GeneratorModel
+    from gancore.providers import CPU
 
-    model = OnnxGenerator(Path(path))
+    # On the CPU with one thread: evaluation runs many models in turn, and its figures must not depend on
+    # the machine's GPU or core count (an image's bytes never do: each is computed alone).
+    model = GeneratorModel(Path(path), [CPU], threads=1)
     channels, size, _ = model.info.image_shape
     real = load_dataset(dataset or model.info.dataset, size, channels, data_dir)
     if model.info.conditional and model.info.num_classes != real.num_classes:

@@ -1,7 +1,7 @@
 """``--arch dcgan``: strided (transposed) convolutions, no pooling, no hidden FC layers.
 
-Depth follows the image size: 16 → 2, 32 → 3, 64 → 4 up-sampling stages above the 4×4 seed. At 64×64×3
-with latent 100 and ``g_width=128`` the generator is the DCGAN paper's design:
+Depth follows the image size: 16 → 2, 32 → 3, 64 → 4, …, 256 → 6 up-sampling stages above the 4×4 seed.
+At 64×64×3 with latent 100 and ``g_width=128`` the generator is the DCGAN paper's design:
 100 → 1024×4×4 → 512×8×8 → 256×16×16 → 128×32×32 → 3×64×64.
 """
 
@@ -15,9 +15,18 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from training.config import ModelConfig
 
+# Widths stop doubling at 16 × width: at 256 px the 4×4 stage would otherwise hold 32 × width channels
+# (4,096 at the paper's width 128). Sizes up to 128 never reach the cap, so their networks are unchanged.
+MAX_MULTIPLIER = 16
+
 
 def num_stages(image_size: int) -> int:
     return int(math.log2(image_size)) - 2
+
+
+def stage_width(width: int, doublings: int) -> int:
+    """``width`` doubled ``doublings`` times, at most ``MAX_MULTIPLIER`` × width."""
+    return width * min(2**doublings, MAX_MULTIPLIER)
 
 
 class Generator(nn.Module):
@@ -28,11 +37,12 @@ class Generator(nn.Module):
         self.cfg = cfg
         stages = num_stages(cfg.image_size)
         in_ch = cfg.latent_dim + (cfg.num_classes if cfg.conditional else 0)
-        ch = cfg.g_width * 2 ** (stages - 1)
+        ch = stage_width(cfg.g_width, stages - 1)
         layers: list[nn.Module] = [*self._block(in_ch, ch, stride=1, padding=0)]
-        for _ in range(stages - 1):
-            layers += self._block(ch, ch // 2, stride=2, padding=1)
-            ch //= 2
+        for k in range(stages - 1):
+            out = stage_width(cfg.g_width, stages - 2 - k)
+            layers += self._block(ch, out, stride=2, padding=1)
+            ch = out
         layers += [*self._up(ch, cfg.channels, bias=True), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
@@ -109,14 +119,15 @@ class Critic(nn.Module):
         ch = cfg.d_width
         size = cfg.image_size // 2
         layers: list[nn.Module] = [self._conv(in_ch, ch, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
-        for _ in range(stages - 1):
+        for k in range(stages - 1):
             size //= 2
+            out = stage_width(cfg.d_width, k + 1)
             layers += [
-                self._conv(ch, ch * 2, 4, 2, 1),
-                self._norm(ch * 2, size),
+                self._conv(ch, out, 4, 2, 1),
+                self._norm(out, size),
                 nn.LeakyReLU(0.2, inplace=True),
             ]
-            ch *= 2
+            ch = out
         if cfg.minibatch_std:
             layers.append(MinibatchStd())
         self.features = nn.Sequential(*layers)

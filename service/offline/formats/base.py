@@ -18,11 +18,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from gancore.files import atomic_path, stale_tmp_paths
+from gancore.generator import GeneratorModel
 from service.offline.folder import UnitRecord, record_of
 from service.offline.layout import Unit
 from service.offline.options import Options
 from service.offline.validation import Job
-from service.registry import GeneratorModel
 
 # One model call's output: (indices uint64 [n], images uint8 [n, H, W, C], classes int64 [n] or None).
 Batch = tuple[np.ndarray, np.ndarray, np.ndarray | None]

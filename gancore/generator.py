@@ -1,4 +1,6 @@
-"""Load generators of the ONNX contract into ONNX Runtime sessions, validated, warmed up and described.
+"""The one loader of exported generators: ONNX Runtime sessions, validated, warmed up and described.
+
+The service, the offline job, export checks and training's evaluation and cards all open a model file here.
 
 Only ``*.onnx`` files are read, by ONNX Runtime's own parser (no pickle on the serving path). A file that
 is not a valid generator of the contract raises ModelLoadError naming the file and the problem.
@@ -12,25 +14,25 @@ import logging
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+from pydantic import Field
 
 from gancore.contract import (
-    CONTRACT_VERSION,
     IMAGE,
     MetadataError,
+    ModelMetadata,
     feeds,
     generate,
     session_metadata,
 )
-from service.accel import CPU, provider_list
+from gancore.providers import CPU, choose_providers, provider_list
 
-log = logging.getLogger("ganserve.registry")
+log = logging.getLogger("ganserve.generator")
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -39,42 +41,25 @@ class ModelLoadError(RuntimeError):
     """A models folder or file cannot be served; the message names the file and the problem."""
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    """What a client needs to know about a generator (the models endpoint shows this)."""
+class ModelInfo(ModelMetadata):
+    """A generator file's metadata, its name (the file stem), the SHA-256 of its bytes, the provider really
+    in use and its card's quality figures; ``public()`` is what ``POST /models`` shows."""
 
     name: str
-    recipe: str
-    objective: str
-    conditional: bool
-    latent_dim: int
-    num_classes: int
-    class_names: list[str]
-    image_shape: list[int]  # [C, H, W]
-    dataset: str
-    steps: int
-    seed: int
-    training_seconds: float
-    version: str
     sha256: str
-    truncation: float = 1.0  # the graph samples G(ψ·z) (training.export); 1 for files without the key
-    contract_version: int = CONTRACT_VERSION  # the sampling contract its images are defined by
     provider: str = ""
-    quality: dict[str, Any] = field(default_factory=dict)
-
-    def public(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+    quality: dict[str, Any] = Field(default_factory=dict)
 
 
 def default_providers() -> list[str]:
-    """CUDA first when this onnxruntime build offers it, CPU always as the fallback."""
-    available = ort.get_available_providers()
-    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+    """The service's rule (``accel.choose_providers``): CUDA then CPU when the build offers CUDA and a GPU is
+    visible, else the CPU alone — so a CPU machine never probes CUDA and logs its missing libraries."""
+    return choose_providers(None, ort.get_available_providers()).providers
 
 
 def model_threads(threads: int | None = None) -> int:
-    """Threads one model call may use: ``threads``, else ``GANSERVE_THREADS``, else every core (0 = all)."""
-    return threads or int(os.environ.get("GANSERVE_THREADS", "0") or 0) or (os.cpu_count() or 1)
+    """Threads one model call may use: ``threads`` (the service passes GANSERVE_THREADS), else every core."""
+    return threads or (os.cpu_count() or 1)
 
 
 def session_options() -> ort.SessionOptions:
@@ -142,7 +127,9 @@ class GeneratorModel:
                 quality = json.loads(quality_file.read_text()).get("quality", {})
             except (OSError, ValueError) as exc:
                 raise ModelLoadError(f"{quality_file}: unreadable model card data ({exc})") from exc
-        return ModelInfo(name=name, sha256=sha256, provider=self.provider, quality=quality, **meta.public())
+        return ModelInfo(
+            **meta.model_dump(), name=name, sha256=sha256, provider=self.provider, quality=quality
+        )
 
     def run(self, z: np.ndarray, label: np.ndarray | None) -> np.ndarray:
         """Raw model call: float images [N, C, H, W] in [-1, 1].
