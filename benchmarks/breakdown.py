@@ -11,7 +11,7 @@ within one request and the model's run-to-run noise on shared cores cancels:
   server reports them; post-processing (float → uint8 NHWC, part of the model stage in the header) is
   timed here in-process and shown apart;
 - per image: noise and encoding divided by the count — the CPU path that has to keep up with a GPU
-  (issue 18's targets: npy ≤ 10 µs, png ≤ 100 µs, grid no slower than png, at count 64 on 64×64×4);
+  (the targets: npy ≤ 10 µs, png ≤ 100 µs, grid no slower than png, at count 64 on 64×64×4);
 - framework: the whole ASGI app of the service (BentoML's middleware, routing, validation, our handler's
   glue) driven in this process without sockets, minus its own stages;
 - HTTP: the real ``bentoml serve`` over 127.0.0.1 (uvicorn, sockets, this client), minus its stages and
@@ -167,7 +167,7 @@ async def measure(args, path: Path, models_dir: Path, server: ServeProcess) -> l
 def encoder_rows(path: Path, count: int, rounds: int) -> list[list]:
     """Per image µs of each way to encode ``count`` images of this model, alternated round by round.
 
-    "before" is the encoding this service used until issue 18 (zlib level 1 on one core; ``np.save`` of the
+    "before" is the encoding this service used before ISA-L (zlib level 1 on one core; ``np.save`` of the
     NHWC view), rebuilt here so both are timed on the same images in the same process, interleaved.
     """
     import io
@@ -207,7 +207,7 @@ def encoder_rows(path: Path, count: int, rounds: int) -> list[list]:
         ("png", "before: zlib 1, one core"): lambda: [zlib_png(i) for i in images],
         ("png", "ISA-L 1, one core"): lambda: [encode_png(i) for i in images],
         ("png", "after: ISA-L 1, all cores"): lambda: encode_pngs_sync(images),
-        # What offline files and image URLs use: bytes that are a function of the image (issue 19)
+        # What offline files and image URLs use: bytes that are a function of the image
         ("png", "reproducible: libdeflate 1, one core"): lambda: [
             encode_png(i, reproducible=True) for i in images
         ],
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=0,
         metavar="COUNT",
-        help="only compare the encoders before/after issue 18 on COUNT images, in process, interleaved",
+        help="only compare the old and new encoders on COUNT images, in process, interleaved",
     )
     ap.add_argument("--rounds", type=int, default=30, help="alternations for --encoders")
     args = ap.parse_args(argv)

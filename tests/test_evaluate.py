@@ -139,7 +139,7 @@ def test_real_data_scores_near_perfect(real, evaluator):
 
 
 def test_frechet_floor_is_taken_at_the_samples_size(real, evaluator):
-    """Real images scored as samples have a Fréchet ratio near 1 whatever their number (issue 17): the floor
+    """Real images scored as samples have a Fréchet ratio near 1 whatever their number: the floor
     is as many other real images against the rest. Two fixed halves as the floor gave a few hundred real
     images a ratio of several, because the distance of a finite set grows as the set shrinks."""
     from training.evaluate.metrics import frechet_distance

@@ -68,7 +68,7 @@ def shards(out: Path, fmt: str) -> list[str]:
 
 def reference_png(image: np.ndarray) -> bytes:
     """The PNG offline files must hold for ``image``: encode_png's layout, deflated by libdeflate at level 1
-    (deterministic for its version). Issue 19: ISA-L's bytes for one image varied with what ran on other
+    (deterministic for its version). ISA-L's bytes for one image varied with what ran on other
     threads (valid PNGs of equal pixels, different bytes), so resumed, sharded and Kubernetes jobs differed
     from one run."""
     h, w, c = image.shape
@@ -120,7 +120,7 @@ def test_webdataset_reads_back_with_webdataset(fmt_models, tmp_path, model, labe
     for k, (sample, plain) in enumerate(zip(samples, rgb, strict=True)):
         pixels = np.asarray(sample["png"]) if channels == 4 else np.asarray(sample["png"])[..., None]
         np.testing.assert_array_equal(pixels, want[k])
-        assert raw[k] == reference_png(want[k])  # the reproducible encoder (issue 19)
+        assert raw[k] == reference_png(want[k])  # the reproducible encoder
         expect_rgb = np.asarray(
             Image.fromarray(want[k].squeeze(-1) if channels == 1 else want[k]).convert("RGB")
         )
@@ -238,7 +238,7 @@ def test_parquet_reads_back_with_pyarrow(fmt_models, tmp_path):
         np.testing.assert_array_equal(
             np.asarray(Image.open(io.BytesIO(r["image"]["bytes"])))[..., None], want[k]
         )
-        assert r["image"]["bytes"] == reference_png(want[k])  # the reproducible encoder (issue 19)
+        assert r["image"]["bytes"] == reference_png(want[k])  # the reproducible encoder
 
 
 # ---------------------------------------------------------------- equality with the HTTP service
@@ -523,7 +523,7 @@ def test_without_libdeflate_training_imports_and_reproducible_pngs_refuse():
 
 def test_offline_pngs_are_the_reproducible_encoders():
     """encode_png(reproducible=True), which every offline format uses, is libdeflate's deflate: bytes that
-    depend on the image alone (issue 19), for every channel count the service supports, and the same when
+    depend on the image alone, for every channel count the service supports, and the same when
     many threads encode at once (where ISA-L's were seen to vary)."""
     from concurrent.futures import ThreadPoolExecutor
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 from training.__main__ import _add_train_args, main
 from training.config import (
     AugmentConfig,
@@ -154,10 +154,18 @@ def test_shipped_models_are_reproducible_from_their_config_files(tmp_path, name)
     assert split_by_record(effective, recorded, dataclasses.asdict(TrainConfig())) == []
 
 
-def test_scripts_train_from_the_config_files():
-    script = (ROOT / "scripts" / "train_models.sh").read_text()
-    assert '--config "configs/$name.json"' in script
+def test_every_config_file_is_a_shipped_model_with_valid_export_options(tmp_path):
+    from scripts.train_models import split_config
+
     assert sorted(p.stem for p in (ROOT / "configs").glob("*.json")) == SHIPPED
+    for name in SHIPPED:
+        _, export = split_config(ROOT / "configs" / f"{name}.json")
+        card = json.loads((ROOT / "models" / f"{name}.json").read_text())
+        assert export.get("truncation", 1.0) == card["truncation"], name  # the options the file was made with
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"steps": 2, "export": {"truncatoin": 0.5}}))
+    proc = run_cli("training", "train", "--config", str(bad), "--out", str(tmp_path / "r"), check=False)
+    assert proc.returncode == 2 and "export must be a table of export options (truncation)" in proc.stderr
 
 
 def test_device_cuda_without_cuda_exits_2_naming_the_flag_before_any_work(tmp_path, capsys):

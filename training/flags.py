@@ -139,6 +139,12 @@ def apply(cfg: TrainConfig, changes: dict[tuple[str | None, str], Any]) -> Train
     return dataclasses.replace(cfg, **top, **sections)
 
 
+# A config file may also hold the options `python -m training export` takes for the model it trains (the
+# shipped models' files do; scripts/train_models.py applies them).
+EXPORT_SECTION = "export"
+EXPORT_OPTIONS = ("truncation",)
+
+
 def read_config_file(path: Path) -> dict[tuple[str | None, str], Any]:
     """The settings of a JSON or TOML file shaped like ``TrainConfig.to_json()`` (any subset of it).
 
@@ -190,6 +196,13 @@ def read_config_file(path: Path) -> dict[tuple[str | None, str], Any]:
             raise ConfigFileError(f"--config {path}: {where} must be one of {list(choices)}, got {value!r}")
         changes[(section, key)] = value
 
+    export = data.pop(EXPORT_SECTION, None)
+    # for scripts/train_models.py's export step; training itself ignores it
+    if export is not None and (not isinstance(export, dict) or set(export) - set(EXPORT_OPTIONS)):
+        raise ConfigFileError(
+            f"--config {path}: {EXPORT_SECTION} must be a table of export options "
+            f"({', '.join(EXPORT_OPTIONS)})"
+        )
     for key, value in data.items():
         if key in SECTIONS:
             if not isinstance(value, dict):
