@@ -37,10 +37,10 @@ from benchmarks.common import (
     print_table,
     service_threads,
 )
-from benchmarks.loadgen import read_response, request_bytes
 from gancore.contract import image_indices, inputs_for, to_uint8
 from gancore.generator import GeneratorModel
 from service.timing import parse_header
+from tests.support.loadgen import read_response, request_bytes
 
 
 class InProcessApp:

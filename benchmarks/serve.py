@@ -35,8 +35,8 @@ from benchmarks.common import (
     raw_limit,
     time_calls,
 )
-from benchmarks.loadgen import run_load
 from gancore.generator import GeneratorModel
+from tests.support.loadgen import run_load
 
 
 def parse_config(text: str) -> tuple[str, dict[str, str]]:

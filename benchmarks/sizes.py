@@ -27,9 +27,9 @@ import numpy as np
 import psutil
 
 from benchmarks.common import ServeProcess, machine_line, median, print_table
-from benchmarks.sprites import make_model
 from gancore.imaging import encode_png, tile
 from service.encoders import npy_bytes
+from tests.support.sprites import make_model
 
 SIZES = (64, 128, 256)
 

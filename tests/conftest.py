@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.common import ServeProcess
+from tests.support.server import ServeProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 # Tiny settings so every recipe trains and exports in seconds.
@@ -72,7 +72,7 @@ def exported(tmp_path_factory) -> dict[str, Path]:
 def sprites_models_dir(tmp_path_factory) -> Path:
     """A models folder with ``tiny-sprites``: a 64×64×4 (RGBA) DCGAN of width 16 trained two steps on
     synthetic transparent sprites (benchmarks/sprites.py)."""
-    from benchmarks.sprites import make_model
+    from tests.support.sprites import make_model
 
     folder = tmp_path_factory.mktemp("sprites") / "models"
     folder.mkdir()

@@ -13,11 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmarks.sprites import write_sprites
 from gancore.generator import GeneratorModel
 from gancore.imaging import encode_png
 from gancore.providers import CPU
 from tests.conftest import run_cli
+from tests.support.sprites import write_sprites
 from training.cards import CHECKER_GREYS, checkerboard, composite_on_checkerboard, sample_grid
 from training.config import override, preset
 from training.flags import config_flags

@@ -184,7 +184,7 @@ def test_every_way_of_starting_the_server_sets_the_keep_alive():
     """uvicorn's default keep-alive (5 s) equals httpx's idle expiry: under load, clients then reuse
     connections the server is closing and requests fail (README, "Operating it"). Every start command
     passes the flag with a value well above 5 s, the same everywhere."""
-    from benchmarks.common import KEEP_ALIVE_S
+    from tests.support.server import KEEP_ALIVE_S
 
     starts = {"Makefile": (ROOT / "Makefile").read_text()}
     if (ROOT / "Dockerfile").exists():

@@ -75,7 +75,7 @@ def test_padded_runs_return_the_same_images(exported, recipe):
 
 
 def test_load_generator_against_the_server(server):
-    from benchmarks.loadgen import run_load
+    from tests.support.loadgen import run_load
 
     def body(i: int) -> dict:
         return {"model": "tiny-dcgan", "count": 2, "seed": i, "format": "npy"}

@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.common import ServeProcess
 from gancore.providers import CPU, CUDA, choose_providers, gpu_visible
 from service.batching import Batcher, QueueFull
+from tests.support.server import ServeProcess
 
 MODEL = "tiny-sprites"
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.sprites import make_model
 from tests.conftest import Server, run_cli
+from tests.support.sprites import make_model
 from tests.test_offline import gen
 
 BUDGET = 256 * 64 * 64 * 4  # GANSERVE_MAX_REQUEST_BYTES' default
