@@ -182,6 +182,17 @@ class AugmentConfig:
     )  # fmt: skip
 
 
+# The sections of a TrainConfig, listed once: the JSON record, flat overrides and the command line's groups
+# (training.flags) all follow this table.
+SECTIONS: dict[str, type] = {
+    "model": ModelConfig,
+    "objective": ObjectiveConfig,
+    "optim": OptimConfig,
+    "data": DataConfig,
+    "augment": AugmentConfig,
+}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that determines a training run (with the seed, it determines the weights)."""
@@ -241,20 +252,10 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         data = dict(data)
-        model = ModelConfig(**data.pop("model"))
-        objective = ObjectiveConfig(**data.pop("objective"))
-        optim = OptimConfig(**data.pop("optim"))
-        data_cfg = DataConfig(**data.pop("data", {}))  # absent from runs made before these sections
-        augment = AugmentConfig(**data.pop("augment", {}))
+        # a section absent from the record (runs made before it existed) holds its defaults
+        parts = {name: section(**data.pop(name, {})) for name, section in SECTIONS.items()}
         known = {f.name for f in fields(cls)}
-        return cls(
-            model=model,
-            objective=objective,
-            optim=optim,
-            data=data_cfg,
-            augment=augment,
-            **{k: v for k, v in data.items() if k in known},
-        )
+        return cls(**parts, **{k: v for k, v in data.items() if k in known})
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
@@ -364,13 +365,7 @@ def validate(cfg: TrainConfig) -> None:
 
 def override(cfg: TrainConfig, **changes: Any) -> TrainConfig:
     """Apply flat overrides (``lr_g=...``, ``n_critic=...``) to whichever section owns each name."""
-    sections = {
-        "model": ModelConfig,
-        "objective": ObjectiveConfig,
-        "optim": OptimConfig,
-        "data": DataConfig,
-        "augment": AugmentConfig,
-    }
+    sections = SECTIONS
     per_section: dict[str, dict[str, Any]] = {name: {} for name in sections}
     top: dict[str, Any] = {}
     for key, value in changes.items():

@@ -18,9 +18,8 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from training.config import TrainConfig, preset
+from training.config import SECTIONS, TrainConfig, preset
 
-SECTIONS = ("model", "objective", "optim", "data", "augment")
 _GROUP_TITLES = {
     "model": "model",
     "objective": "objective",
@@ -49,8 +48,7 @@ class Flag:
 
 
 def _section_classes() -> dict[str | None, type]:
-    hints = typing.get_type_hints(TrainConfig)
-    return {None: TrainConfig, **{s: hints[s] for s in SECTIONS}}
+    return {None: TrainConfig, **SECTIONS}
 
 
 def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
