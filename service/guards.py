@@ -63,7 +63,7 @@ async def refuse(
     await send({"type": "http.response.body", "body": payload})
 
 
-def _header(scope: Scope, name: bytes) -> bytes | None:
+def header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope.get("headers", ()):
         if key.lower() == name:
             return value
@@ -94,10 +94,10 @@ class ApiKeyMiddleware:
             self._digest is None
             or scope["type"] != "http"
             or not needs_key(scope["method"], scope["path"])
-            or self.authorized(_header(scope, b"authorization"))
+            or self.authorized(header(scope, b"authorization"))
         ):
             return await self.app(scope, receive, send)
-        given = _header(scope, b"authorization") is not None
+        given = header(scope, b"authorization") is not None
         await refuse(
             send,
             401,
@@ -137,7 +137,7 @@ class BodyLimitMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             return await self.app(scope, receive, send)
-        declared = _header(scope, b"content-length")
+        declared = header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             return await self._too_large(send, f"Content-Length is {int(declared)} bytes")
         body, replay = await read_body(receive, self.max_bytes)
@@ -211,11 +211,11 @@ class JsonOnlyMiddleware:
             scope["type"] != "http"
             or scope["method"] in ("GET", "HEAD", "OPTIONS")
             or scope["path"] in OPEN_PATHS
-            or is_json(_header(scope, b"content-type"))
-            or (scope["path"].startswith(BINARY_PREFIX) and _is_octet_stream(_header(scope, b"content-type")))
+            or is_json(header(scope, b"content-type"))
+            or (scope["path"].startswith(BINARY_PREFIX) and _is_octet_stream(header(scope, b"content-type")))
         ):
             return await self.app(scope, receive, send)
-        given = (_header(scope, b"content-type") or b"").decode("latin-1")[:100]
+        given = (header(scope, b"content-type") or b"").decode("latin-1")[:100]
         await refuse(
             send,
             415,

@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
-from service.guards import Receive, Scope, Send, is_json, read_body
+from service.guards import Receive, Scope, Send, header, is_json, read_body
 
 Handler = Callable[[Any], Awaitable[Response]]
 Parser = Callable[[Scope, bytes], BaseModel | None]
@@ -75,7 +75,7 @@ class _LeanMiddleware:
         route = None
         if scope["type"] == "http":
             route = self.registry.routes.get((scope["method"], scope["path"]))
-        if route is None or not _json_body(scope):
+        if route is None or not is_json(header(scope, b"content-type")):
             return await self.app(scope, receive, send)
         started = time.perf_counter()
         body, replay = await read_body(receive)
@@ -89,13 +89,6 @@ class _LeanMiddleware:
         await response(scope, replay, send)
         if self.registry.on_answer:
             self.registry.on_answer(scope["path"], response.status_code, time.perf_counter() - started)
-
-
-def _json_body(scope: Scope) -> bool:
-    for key, value in scope.get("headers", ()):
-        if key == b"content-type":
-            return is_json(value)
-    return True
 
 
 def _validate(model: type[BaseModel], body: bytes) -> BaseModel | None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from gancore.contract import IMAGE
 from gancore.generator import GeneratorModel
-from service.guards import ASGIApp, Receive, Scope, Send, new_request_id, read_body
+from service.guards import ASGIApp, Receive, Scope, Send, header, new_request_id, read_body
 from service.image_urls import ServesModels
 from service.v2.codec import HEADER_LENGTH, Output, ProtocolError, decode_request, encode_response
 from service.v2.rows import decode_rows, metadata, output_names
@@ -112,7 +112,8 @@ class V2Routes:
     ) -> tuple[int, bytes, dict[str, str]]:
         info = model.info
         try:
-            request = decode_request(body, _header(scope, HEADER_LENGTH.encode()))
+            length = header(scope, HEADER_LENGTH.encode())
+            request = decode_request(body, None if length is None else length.decode("latin-1"))
             rows = decode_rows(request.inputs, info, self.max_rows(info))
             names = output_names(info)
             wanted = request.outputs or dict.fromkeys(names, request.binary_output)
@@ -186,10 +187,3 @@ def _json(status: int, doc: dict[str, Any]) -> tuple[int, bytes, dict[str, str]]
 
 def _error(status: int, message: str) -> tuple[int, bytes, dict[str, str]]:
     return _json(status, {"error": message})
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return None
