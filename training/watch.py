@@ -99,7 +99,7 @@ class Snapshots:
         return self._reals
 
     def measure(self) -> dict[str, dict[str, float]]:
-        """{"ema"?: figures, "raw": figures} of the current generators, and the seconds it took."""
+        """{"ema"?: figures, "raw": figures} of the current generators (the figures ``curve`` reports)."""
         from training.evaluate.curve import FIGURE_NAMES, curve_row, sample_trainer
         from training.evaluate.quality import measure
 
