@@ -4,7 +4,9 @@ parity checks, serving under the per-request byte budget, the V2 route, image UR
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -14,7 +16,6 @@ import pytest
 from PIL import Image
 
 from tests.conftest import Server, run_cli
-from tests.support.sprites import make_model
 from tests.test_offline import gen
 
 BUDGET = 256 * 64 * 64 * 4  # GANSERVE_MAX_REQUEST_BYTES' default
@@ -46,12 +47,27 @@ def test_trains_and_exports_at_large_sizes(tmp_path, size, args):
         assert npz[key].shape[1:3] == (size, size)
 
 
+# Two small generators, committed so that their images can be pinned: 40 DCGAN steps on synthetic sprites,
+# 128×128×4 and 256×256×4, g_width 8 (`python -m tests.support.sprites tests/fixtures/sprites-128.onnx
+# --g-width 8 --steps 40 --images 32 --size 128`, and the same at 256).
+FIXTURES = Path(__file__).parent / "fixtures"
+# sha256 of the uint8 [4, S, S, 4] bytes of images 0–3 of seed 0 on ONNX Runtime's CPU provider
+GOLDEN_LARGE = {
+    "sprites-128": "7aaec298d31187dde442a8fb328181889dcc734321dc7cfaa753cc16f559a673",
+    "sprites-256": "49d9290f0358d10e00ddf58d584078df3c03bb920d29568e21f35d52bb23c219",
+}
+
+
+def sha(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+
+
 @pytest.fixture(scope="module")
 def large_models(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("large") / "models"
     folder.mkdir()
-    for size in (128, 256):
-        make_model(folder / f"sprites-{size}.onnx", g_width=8, steps=2, images=16, batch=8, size=size)
+    for name in GOLDEN_LARGE:
+        shutil.copy(FIXTURES / f"{name}.onnx", folder / f"{name}.onnx")
     return folder
 
 
@@ -145,3 +161,35 @@ def test_offline_generation_at_256(large_models, tmp_path, fmt):
     else:
         pngs = [p for p in files if p.suffix == ".png"]
         assert len(pngs) == 3 and Image.open(pngs[0]).mode == "RGBA"
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN_LARGE))
+def test_large_images_are_pinned_by_goldens_on_every_path(large_models, large_server, tmp_path, name):
+    """The same four images, bit for bit, from the loader, /generate, V2 and the offline job."""
+    from gancore.generator import GeneratorModel
+
+    want = GOLDEN_LARGE[name]
+    model = GeneratorModel(large_models / f"{name}.onnx", ["CPUExecutionProvider"], 1)
+    idx = np.arange(4, dtype=np.uint64)
+    assert sha(model.generate(0, idx, None)[0]) == want
+    # one image at a time: the batch does not change an image
+    assert sha(np.concatenate([model.generate(0, idx[i : i + 1], None)[0] for i in range(4)])) == want
+    r = httpx.post(
+        large_server.url + "/generate",
+        json={"model": name, "seed": 0, "count": 4, "format": "npy"},
+        timeout=120,
+    )
+    assert r.status_code == 200, r.text
+    assert sha(np.load(io.BytesIO(r.content))) == want
+    rows = {"name": "seed", "shape": [4], "datatype": "INT64", "data": [0, 0, 0, 0]}
+    index = {"name": "index", "shape": [4], "datatype": "INT64", "data": [0, 1, 2, 3]}
+    v2 = httpx.post(f"{large_server.url}/v2/models/{name}/infer", json={"inputs": [rows, index]}, timeout=120)
+    assert v2.status_code == 200, v2.text
+    (out,) = v2.json()["outputs"]
+    assert sha(np.asarray(out["data"], dtype=np.uint8).reshape(out["shape"])) == want
+    gen(large_models, "--model", name, "--count", "4", "--seed", "0", "--format", "npz",
+        "--out", str(tmp_path / "o"))  # fmt: skip
+    (shard,) = (tmp_path / "o").rglob("*.npz")
+    with np.load(shard) as npz:
+        key = next(k for k in npz.files if npz[k].ndim == 4)
+        assert sha(npz[key]) == want
