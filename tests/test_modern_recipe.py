@@ -252,3 +252,30 @@ def test_trainer_config_round_trip_keeps_new_fields():
     cfg = replace(preset("r3gan"), objective=replace(preset("r3gan").objective, penalty_every=4))
     back = TrainConfig.from_dict(json.loads(cfg.to_json()))
     assert back == cfg
+
+
+# ---- the small-data preset: the settings the real-data comparison measured best ------------------------
+def test_small_data_preset_is_the_setting_the_comparison_measured():
+    """The preset users are told to run on their own pictures is exactly the measured run's settings."""
+    from tests.conftest import ROOT
+
+    measured = TrainConfig.load(ROOT / "benchmarks/realdata/emoji-2-nearest.json")
+    cfg = preset("small-data")
+    unsized = ("image_size", "channels")  # the data decides these, not the preset
+    assert replace(cfg.model, image_size=64, channels=4) == replace(measured.model, d_conditioning="projection")
+    assert [getattr(cfg.model, f) for f in unsized] == [32, None]
+    assert cfg.augment == measured.augment and cfg.objective == measured.objective
+    assert cfg.optim == measured.optim
+    assert (cfg.ema_decay, cfg.ema_start) == (measured.ema_decay, measured.ema_start)
+
+
+@pytest.mark.parametrize("extra", [[], ["--conditional"]], ids=["unconditional", "conditional"])
+def test_small_data_preset_trains_and_exports(tmp_path, extra):
+    run = tmp_path / "run"
+    small = ["--g-width", "8", "--d-width", "8", "--batch-size", "8", "--steps", "2", "--no-progress"]
+    args = ["--recipe", "small-data", "--dataset", "digits", "--image-size", "16", *extra, *small]
+    run_cli("training", "train", *args, "--out", str(run))
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["model"]["g_upsample"] == "nearest" and saved["augment"]["diffaugment"]
+    out = run_cli("training", "export", str(run), "--out", str(tmp_path / "m.onnx")).stdout
+    assert "ONNX Runtime vs PyTorch: max |diff|" in out

@@ -216,7 +216,7 @@ def card_markdown(card: dict[str, Any], q: Quality, class_names: list[str] | Non
         "",
         "| | |",
         "|---|---|",
-        f"| recipe | `{card['recipe']}` (preset = the paper's settings) |",
+        f"| recipe | `{card['recipe']}` (a preset: its settings are listed in the training docs) |",
         f"| changes from the preset | `{flags_text(card['changes_from_preset']) or 'none'}` |",
         f"| objective | {o['objective']['kind']}, gp {o['objective']['gp_weight']}, "
         f"clip {o['objective']['clip']}, n_critic {o['objective']['n_critic']} |",
