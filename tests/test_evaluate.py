@@ -132,6 +132,7 @@ def test_real_data_scores_near_perfect(real, evaluator):
     assert q.kl_to_real < 0.01
     assert q.frechet_distance < 1e-3 < q.frechet_real_vs_real  # identical sets vs two different halves
     assert 0.9 < q.diversity_ratio < 1.1
+    assert abs(q.checkerboard - q.real_checkerboard) < 0.1  # real images show no lattice real ones lack
     assert {t["name"]: t["ok"] for t in q.targets} == {
         "label_accuracy": q.label_accuracy >= 0.995,  # a 4-epoch evaluator need not reach the target itself
         "frechet_ratio": True,
@@ -191,10 +192,11 @@ def test_cli_evaluates_exported_models(exported, recipe, tmp_path, cache, evalua
     )  # fmt: skip
     assert "Frechet distance" in proc.stdout and "real vs real" in proc.stdout
     assert "NDB/K" in proc.stdout and "copies of training images" in proc.stdout
+    assert "checkerboard score" in proc.stdout
     q = json.loads(out.read_text())
     keys = {"class_histogram", "classes_at_5pct", "kl_to_real", "frechet_distance", "frechet_real_vs_real",
             "frechet_ratio", "diversity_per_class", "diversity_ratio", "evaluator_accuracy",
-            "targets"}  # fmt: skip
+            "targets", "checkerboard", "real_checkerboard"}  # fmt: skip
     assert keys <= q.keys()
     assert q["samples"] == 200 and abs(sum(q["class_histogram"]) - 1) < 1e-3
     assert q["evaluator_accuracy"] == evaluator.held_out_accuracy  # the cached evaluator was reused

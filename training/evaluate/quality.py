@@ -10,6 +10,7 @@ import numpy as np
 
 from training.data import ImageDataset
 from training.evaluate.autoencoder import Autoencoder, AutoencoderSettings, get_autoencoder
+from training.evaluate.checkerboard import checkerboard_score
 from training.evaluate.evaluator import Evaluator, EvaluatorSettings, get_evaluator, split_indices
 from training.evaluate.label_free import (
     FIGURES,
@@ -52,6 +53,10 @@ class Quality:
     label_free: LabelFree | None = None
     # The same figures in a space not learned from the data (``pixels``): no instrument judges alone.
     label_free_pixels: LabelFree | None = None
+    # The lattice pattern of strided up-sampling (``checkerboard``), beside the same score of as many real
+    # images: about equal when the samples show none.
+    checkerboard: float | None = None
+    real_checkerboard: float | None = None
     # stacked-digits only (the 1000-mode benchmark, ``modes``): modes covered among ``modes_samples`` samples
     # and KL(modes ‖ uniform), beside the same figures for as many real stacks.
     modes: int | None = None
@@ -211,6 +216,8 @@ def measure(
             round(float(correct[labels == c].mean()), 5) if (labels == c).any() else 0.0 for c in range(k)
         ]
     q.targets = check_targets(q, conditional=labels is not None and classes)
+    q.checkerboard = round(checkerboard_score(images), 4)
+    q.real_checkerboard = round(checkerboard_score(real.images[perm[: len(images)]]), 4)
     q.label_free = compare(reals.reference, feats)
     q.label_free.targets = check_label_free_targets(q.label_free, real.name)
     if reals.pixel_space is not None and reals.pixel_reference is not None:
@@ -261,6 +268,11 @@ def format_table(q: Quality, name: str = "") -> str:
         f"{q.frechet_real_vs_real:.3f}, ratio {q.frechet_ratio:.2f})"
     )
     lines.append(f"  within-class diversity / real {q.diversity_ratio:.3f}")
+    if q.checkerboard is not None:
+        lines.append(
+            f"  checkerboard score            {q.checkerboard:.3f}   (real {q.real_checkerboard:.3f}; the "
+            "lattice of strided up-sampling)"
+        )
     if q.modes is not None:
         lines.append(
             f"  modes (of 1000) in {q.modes_samples} samples {q.modes:5d}   KL to uniform {q.modes_kl:.4f}   "
