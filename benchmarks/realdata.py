@@ -137,6 +137,8 @@ def grid_rows(runs: list[Path], budget: float, per_row: int = 8, seed: int = 0) 
         trainer.close()
         rows.append(tile(images, columns=per_row))
     grid = np.concatenate(rows, axis=0)
+    if grid.shape[2] == 1:
+        return grid[..., 0]  # grey
     return composite_on_checkerboard(grid) if grid.shape[2] == 4 else grid
 
 

@@ -36,9 +36,10 @@ def row(card: dict) -> str:
     )
 
 
-def label_free_row(card: dict) -> str:
-    """The card's label-free figures: each as samples (held-out real)."""
-    lf = card["quality"].get("label_free")
+def label_free_row(card: dict, space: str = "label_free") -> str:
+    """The card's label-free figures in one feature space (``label_free`` or ``label_free_pixels``): each as
+    samples (held-out real)."""
+    lf = card["quality"].get(space)
     if not lf:
         return f"| `{card['name']}` | " + " | ".join("–" for _ in LABEL_FREE) + " |"
     digits = {"js": 3}  # the JS divergence of close histograms is a few hundredths
@@ -73,6 +74,8 @@ def main(paths: list[str]) -> int:
     print("|---|---|" + "---|" * len(LABEL_FREE) + "---|")
     for card in cards:
         print(label_free_row(card))
+        if card["quality"].get("label_free_pixels"):
+            print(label_free_row(card, "label_free_pixels"))
     return 0
 
 

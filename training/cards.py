@@ -269,6 +269,13 @@ def card_markdown(card: dict[str, Any], q: Quality, class_names: list[str] | Non
         lines += label_free_markdown(q.label_free)
     if q.label_free_pixels is not None:
         lines += label_free_markdown(q.label_free_pixels, second=True)
+    if q.checkerboard is not None:
+        lines += [
+            "",
+            f"Checkerboard score (excess spectral power on the lattice of strided up-sampling; about "
+            f"the real images' score when the grid shows no lattice): {q.checkerboard:.3f}, real "
+            f"images {q.real_checkerboard:.3f}.",
+        ]
     if card.get("notes"):
         lines += ["", "## Notes", "", card["notes"]]
     if card.get("curve"):
