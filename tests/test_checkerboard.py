@@ -1,5 +1,5 @@
-"""The checkerboard score, validated on known cases: smooth images score ≈ 0, a faint lattice of dots raises it
-with its strength, and random untrained up-samplers show the pattern for transposed convolutions only."""
+"""The checkerboard score, validated on known cases: smooth images score ≈ 0, a faint lattice of dots raises
+it with its strength, and random untrained up-samplers show the pattern for transposed convolutions only."""
 
 from __future__ import annotations
 

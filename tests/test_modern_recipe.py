@@ -262,7 +262,8 @@ def test_small_data_preset_is_the_setting_the_comparison_measured():
     measured = TrainConfig.load(ROOT / "benchmarks/realdata/emoji-2-nearest.json")
     cfg = preset("small-data")
     unsized = ("image_size", "channels")  # the data decides these, not the preset
-    assert replace(cfg.model, image_size=64, channels=4) == replace(measured.model, d_conditioning="projection")
+    projection = replace(measured.model, d_conditioning="projection")  # used only when conditional
+    assert replace(cfg.model, image_size=64, channels=4) == projection
     assert [getattr(cfg.model, f) for f in unsized] == [32, None]
     assert cfg.augment == measured.augment and cfg.objective == measured.objective
     assert cfg.optim == measured.optim
