@@ -4,7 +4,6 @@ parity checks, serving under the per-request byte budget, the V2 route, image UR
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import shutil
 import tarfile
@@ -16,6 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import Server, run_cli
+from tests.test_golden import sha
 from tests.test_offline import gen
 
 BUDGET = 256 * 64 * 64 * 4  # GANSERVE_MAX_REQUEST_BYTES' default
@@ -56,10 +56,6 @@ GOLDEN_LARGE = {
     "sprites-128": "7aaec298d31187dde442a8fb328181889dcc734321dc7cfaa753cc16f559a673",
     "sprites-256": "49d9290f0358d10e00ddf58d584078df3c03bb920d29568e21f35d52bb23c219",
 }
-
-
-def sha(a: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")
