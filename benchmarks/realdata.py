@@ -30,7 +30,6 @@ from training.cards import composite_on_checkerboard
 from training.config import TrainConfig
 from training.data import load_dataset
 from training.evaluate import kept_checkpoints, sample_trainer
-from training.evaluate.checkerboard import checkerboard_score
 from training.evaluate.metrics import frechet_distance
 from training.evaluate.quality import evaluator_for, has_classes, measure, real_features
 from training.trainer import CONFIG, Trainer
@@ -95,8 +94,7 @@ def measure_run(run: Path, budget: float, seed: int = 0) -> dict[str, Any] | Non
     trainer.close()
     q = measure(images, evaluator, real, labels, seed, reals=reals)
     row: dict[str, Any] = {"step": key[0], "cpu_s": key[1], "settings": describe(cfg)}
-    row["checkerboard"] = checkerboard_score(images)
-    row["checkerboard_real"] = checkerboard_score(real.images[:SAMPLES])
+    row["checkerboard"], row["checkerboard_real"] = q.checkerboard, q.real_checkerboard
     for space, lf in (("main", q.label_free), ("pixels", q.label_free_pixels)):
         s = lf.samples
         row[space] = {"space": lf.feature_space, "ndb_k": s.ndb_k, "recall": s.recall,
@@ -152,7 +150,7 @@ def table(rows: dict[str, dict[str, Any]]) -> list[str]:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in rows.items():
         cells = [name, f"`{r['settings']}`", str(r["step"]), f"{r['cpu_s'] / 60:.1f}"]
-        cells.append(f"{r['checkerboard']:.2f}")
+        cells.append(f"{r['checkerboard']:.3f}")
         cells += [f"{r[s][f]:.2f}" for s in ("main", "pixels") for f in ("ndb_k", "recall", "coverage")]
         if classes:
             c = r["classes"]
@@ -162,7 +160,7 @@ def table(rows: dict[str, dict[str, Any]]) -> list[str]:
                       f"{c['fd_pixels']:.3f} / {c['fd_pixels_drop_one_class']:.3f}"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     last = next(iter(rows.values()))
-    cells = ["real vs real", "held-out half", "", "", f"{last['checkerboard_real']:.2f}"]
+    cells = ["real vs real", "held-out half", "", "", f"{last['checkerboard_real']:.3f}"]
     figures = ("ndb_k", "recall", "coverage")
     cells += [f"{last[s + '_real'][f]:.2f}" for s in ("main", "pixels") for f in figures]
     if classes:
